@@ -1,0 +1,219 @@
+//! `logging`: a decorator that logs each connection around any handler.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::time::Instant;
+
+use tracing::{debug, info, warn};
+
+use crate::{CloseSummary, ConnInfo, Echo, Handler, Opened, Session, StreamSession};
+
+/// How many bytes of each chunk the debug log shows.
+const PREVIEW_LEN: usize = 32;
+
+/// Logs, through `tracing`, each connection's open (peer), every chunk (size and a short escaped
+/// preview, at debug level) and its close (bytes in and out, duration, reason), then lets the
+/// inner handler do the work. Open and close are logged at info level.
+///
+/// The server runs each connection inside a `conn` span that carries the peer, so these lines
+/// can be found beside everything else logged about the connection.
+///
+/// ```
+/// use echopool_handlers::{Handler, Logging, Uppercase};
+///
+/// let handler = Logging::new(Uppercase);
+/// # let _ = handler.open(&echopool_handlers::ConnInfo::example());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Logging<H = Echo> {
+    inner: H,
+}
+
+impl<H: Handler> Logging<H> {
+    /// Wraps `inner`.
+    pub fn new(inner: H) -> Self {
+        Logging { inner }
+    }
+
+    /// The wrapped handler.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+}
+
+impl<H: Handler> Handler for Logging<H> {
+    fn open(&self, conn: &ConnInfo) -> Opened {
+        info!(peer = %conn.peer, local = %conn.local, "connection opened");
+        match self.inner.open(conn) {
+            Opened::Session(inner) => Opened::session(LoggingSession {
+                inner,
+                bytes_out: 0,
+            }),
+            Opened::Stream(inner) => Opened::stream(LoggingStream { inner }),
+        }
+    }
+}
+
+struct LoggingSession {
+    inner: Box<dyn Session>,
+    /// What the inner session wrote, counted here so the chunk log can show it.
+    bytes_out: u64,
+}
+
+impl Session for LoggingSession {
+    fn data(&mut self, input: &[u8], out: &mut dyn Write) -> io::Result<()> {
+        let before = self.bytes_out;
+        let mut counted = CountingWriter {
+            inner: out,
+            count: &mut self.bytes_out,
+        };
+        let result = self.inner.data(input, &mut counted);
+        debug!(
+            bytes = input.len(),
+            wrote = self.bytes_out - before,
+            preview = %Preview(input),
+            "chunk"
+        );
+        result
+    }
+
+    fn eof(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        debug!("peer finished sending");
+        let mut counted = CountingWriter {
+            inner: out,
+            count: &mut self.bytes_out,
+        };
+        self.inner.eof(&mut counted)
+    }
+
+    fn closed(&mut self, summary: &CloseSummary) {
+        self.inner.closed(summary);
+        log_close(summary);
+    }
+}
+
+struct LoggingStream {
+    inner: Box<dyn StreamSession>,
+}
+
+impl StreamSession for LoggingStream {
+    fn serve(self: Box<Self>, stream: TcpStream) -> io::Result<()> {
+        let started = Instant::now();
+        let result = self.inner.serve(stream);
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(()) => info!(elapsed_ms, "stream connection closed"),
+            Err(err) => warn!(elapsed_ms, error = %err, "stream connection failed"),
+        }
+        result
+    }
+}
+
+fn log_close(summary: &CloseSummary) {
+    info!(
+        bytes_in = summary.bytes_in,
+        bytes_out = summary.bytes_out,
+        elapsed_ms = summary.duration.as_millis() as u64,
+        reason = %summary.reason,
+        "connection closed"
+    );
+}
+
+/// Passes writes through, adding up the bytes written.
+struct CountingWriter<'a> {
+    inner: &'a mut dyn Write,
+    count: &'a mut u64,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        *self.count += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The first bytes of a chunk, escaped like a Rust byte string, with `...` when cut.
+struct Preview<'a>(&'a [u8]);
+
+impl fmt::Display for Preview<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = &self.0[..self.0.len().min(PREVIEW_LEN)];
+        write!(f, "{}", shown.escape_ascii())?;
+        if shown.len() < self.0.len() {
+            f.write_str("...")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CloseReason, Uppercase};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// Collects formatted log lines so a test can read them.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn preview_escapes_and_cuts() {
+        assert_eq!(Preview(b"hi\n\x00").to_string(), "hi\\n\\x00");
+        let long = [b'a'; 40];
+        assert_eq!(Preview(&long).to_string(), format!("{}...", "a".repeat(32)));
+    }
+
+    #[test]
+    fn logs_open_chunks_and_close_and_passes_output_through() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let mut out = Vec::new();
+        tracing::subscriber::with_default(subscriber, || {
+            // Another test thread may have cached "nobody listens" for these call sites.
+            tracing::callsite::rebuild_interest_cache();
+            let Opened::Session(mut session) =
+                Logging::new(Uppercase).open(&ConnInfo::example())
+            else {
+                panic!("expected a byte session");
+            };
+            session.data(b"hello\n", &mut out).unwrap();
+            session.eof(&mut out).unwrap();
+            session.closed(&CloseSummary {
+                bytes_in: 6,
+                bytes_out: 6,
+                duration: Duration::from_millis(3),
+                reason: CloseReason::Eof,
+            });
+        });
+        assert_eq!(out, b"HELLO\n");
+        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(logs.contains("connection opened peer=127.0.0.1:40000"), "{logs}");
+        assert!(logs.contains("bytes=6 wrote=6 preview=hello\\n"), "{logs}");
+        assert!(
+            logs.contains("bytes_in=6 bytes_out=6 elapsed_ms=3 reason=eof"),
+            "{logs}"
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! The command line: `echopool serve | client | bench`.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use echopool_handlers::Registry;
+
+use crate::duration_arg::parse_duration;
+use crate::size_arg::size_in;
+
+/// A blocking thread-pool TCP server with plugin handlers, its client and a load generator.
+#[derive(Debug, Parser)]
+#[command(name = "echopool", version, propagate_version = true)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: accept connections and serve each on a fixed pool of worker threads.
+    Serve(ServeArgs),
+    /// Send a message (or stdin) to a server and print the reply, like the textbook client.
+    Client(crate::client::ClientArgs),
+    /// Load-test a server and report throughput, latency percentiles and errors.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// The default number of workers; see [`ServeArgs::workers`].
+pub const DEFAULT_WORKERS: usize = 256;
+
+/// Flags of `echopool serve`.
+#[derive(Debug, Clone, Args)]
+#[command(after_long_help = serve_examples())]
+pub struct ServeArgs {
+    /// Address to listen on, IPv4 or IPv6 (`[::1]:7007`); repeat for several. Port 0 picks a
+    /// free port; the real one is printed as `listening on IP:PORT`.
+    #[arg(short, long = "listen", value_name = "ADDR", default_value = "127.0.0.1:7007")]
+    pub listen: Vec<SocketAddr>,
+
+    /// Worker threads, the number of connections served at once. Each worker serves one
+    /// connection from its first byte to its close; the rest wait in the queue. An idle worker
+    /// costs a parked thread (a few KiB of resident memory), so the default is generous.
+    #[arg(short, long, value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_WORKERS).unwrap())]
+    pub workers: NonZeroUsize,
+
+    /// Capacity of the queue between the accept loop and the workers [default: the number of
+    /// workers].
+    #[arg(long, value_name = "N")]
+    pub queue: Option<NonZeroUsize>,
+
+    /// What to do with a new connection when the queue is full: `block` stops accepting until a
+    /// worker frees up (the kernel's listen backlog holds new clients meanwhile); `reject`
+    /// accepts and closes it at once.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = Overflow::Block)]
+    pub overflow: Overflow,
+
+    /// The connection handler.
+    #[arg(
+        short = 'H',
+        long,
+        value_name = "SPEC",
+        default_value = "echo",
+        value_parser = parse_handler_spec,
+        long_help = handler_help(),
+    )]
+    pub handler: String,
+
+    /// Close a connection that sends nothing for this long (`500ms`, `30s`, `5m`); `0` = never.
+    /// Without it, a silent client holds a worker forever.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// After SIGTERM or SIGINT, how long live connections may run before they are closed.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Bytes each worker reads at a time (`16KiB`, `4096`); memory is this times the workers.
+    #[arg(long, value_name = "BYTES", default_value = "16KiB", value_parser = size_in(1, 64 << 20))]
+    pub buffer_size: usize,
+
+    /// Stack size of each worker thread. Only the pages a worker touches become resident, so this
+    /// bounds address space rather than memory; handlers that recurse deeply may need more.
+    #[arg(long, value_name = "BYTES", default_value = "256KiB", value_parser = size_in(64 << 10, 1 << 30))]
+    pub stack_size: usize,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// More logs: `-v` debug (every chunk), `-vv` trace. `RUST_LOG` overrides both.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Fewer logs: `-q` warnings and errors only, `-qq` errors only.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+}
+
+/// The queue-full policy of `--overflow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Overflow {
+    /// Stop accepting until a worker takes a connection from the queue.
+    Block,
+    /// Accept the connection and close it at once.
+    Reject,
+}
+
+/// The log format of `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_handler_spec(spec: &str) -> Result<String, String> {
+    Registry::stock()
+        .build(spec)
+        .map(|_| spec.to_string())
+        .map_err(|err| err.to_string())
+}
+
+fn handler_help() -> String {
+    format!(
+        "The connection handler, by name:\n{}",
+        Registry::stock().describe()
+    )
+}
+
+fn serve_examples() -> &'static str {
+    "Examples:
+  echopool serve                              # echo on 127.0.0.1:7007
+  echopool serve -l 0.0.0.0:7007 -l [::]:7007 # every IPv4 and IPv6 address
+  echopool serve -l 127.0.0.1:0 -H logging:uppercase --idle-timeout 30s
+  echopool serve -w 1000 --queue 100 --overflow reject"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let argv = ["echopool", "serve"].iter().chain(args);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Serve(serve) => serve,
+            other => panic!("parsed {other:?}"),
+        })
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let args = serve(&[]).unwrap();
+        assert_eq!(args.listen, vec!["127.0.0.1:7007".parse().unwrap()]);
+        assert_eq!(args.workers.get(), DEFAULT_WORKERS);
+        assert_eq!(args.queue, None);
+        assert_eq!(args.overflow, Overflow::Block);
+        assert_eq!(args.handler, "echo");
+        assert_eq!(args.shutdown_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn every_bad_value_names_its_flag() {
+        for (args, flag) in [
+            (&["--workers", "0"][..], "--workers"),
+            (&["--queue", "0"], "--queue"),
+            (&["--handler", "shout"], "--handler"),
+            (&["--listen", "localhost"], "--listen"),
+            (&["--idle-timeout", "soon"], "--idle-timeout"),
+            (&["--shutdown-timeout", "10"], "--shutdown-timeout"),
+            (&["--buffer-size", "0"], "--buffer-size"),
+            (&["--stack-size", "1k"], "--stack-size"),
+            (&["--overflow", "drop"], "--overflow"),
+        ] {
+            let err = serve(args).unwrap_err().to_string();
+            assert!(err.contains(flag), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn listen_repeats_and_takes_ipv6() {
+        let args = serve(&["-l", "127.0.0.1:0", "-l", "[::1]:0"]).unwrap();
+        assert_eq!(args.listen.len(), 2);
+        assert!(args.listen[1].is_ipv6());
+    }
+}

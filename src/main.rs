@@ -1,0 +1,33 @@
+//! The `echopool` binary: parses the command line and runs one subcommand.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use echopool::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    // clap prints usage errors itself and exits 2, as the contract asks.
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => echopool::serve::run(args),
+        Command::Client(args) => echopool::client::run(args),
+        Command::Bench(args) => echopool::bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("echopool: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A closed stdout (`echopool client ... | head`) is the reader's choice, not a failure.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
