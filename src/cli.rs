@@ -39,7 +39,12 @@ pub const DEFAULT_WORKERS: usize = 256;
 pub struct ServeArgs {
     /// Address to listen on, IPv4 or IPv6 (`[::1]:7007`); repeat for several. Port 0 picks a
     /// free port; the real one is printed as `listening on IP:PORT`.
-    #[arg(short, long = "listen", value_name = "ADDR", default_value = "127.0.0.1:7007")]
+    #[arg(
+        short,
+        long = "listen",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:7007"
+    )]
     pub listen: Vec<SocketAddr>,
 
     /// Worker threads, the number of connections served at once. Each worker serves one

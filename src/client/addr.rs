@@ -24,13 +24,19 @@ pub fn parse_host_port(text: &str) -> Result<String, String> {
         return Err(format!("no port; {hint}"));
     };
     if port.parse::<u16>().is_err() {
-        return Err(format!("port '{port}' is not a number from 0 to 65535; {hint}"));
+        return Err(format!(
+            "port '{port}' is not a number from 0 to 65535; {hint}"
+        ));
     }
     let bracketed = host.starts_with('[') && host.ends_with(']');
     if host.is_empty() || (host.contains(':') && !bracketed) {
         return Err(format!("host '{host}' is not valid; {hint}"));
     }
-    if bracketed && host[1..host.len() - 1].parse::<std::net::Ipv6Addr>().is_err() {
+    if bracketed
+        && host[1..host.len() - 1]
+            .parse::<std::net::Ipv6Addr>()
+            .is_err()
+    {
         return Err(format!("'{host}' is not an IPv6 address; {hint}"));
     }
     Ok(text.to_string())
@@ -57,7 +63,11 @@ pub fn resolve(addr: &str) -> anyhow::Result<Vec<SocketAddr>> {
 /// The error is the last address's, and it names every address tried; it is turned into text
 /// on purpose, so that a refused or reset connection can never pass for the broken *stdout*
 /// pipe that `main` treats as success.
-pub fn connect_any(name: &str, addrs: &[SocketAddr], timeout: Duration) -> anyhow::Result<TcpStream> {
+pub fn connect_any(
+    name: &str,
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> anyhow::Result<TcpStream> {
     let mut last: Option<io::Error> = None;
     for addr in addrs {
         match TcpStream::connect_timeout(addr, timeout) {
@@ -68,12 +78,18 @@ pub fn connect_any(name: &str, addrs: &[SocketAddr], timeout: Duration) -> anyho
     let tried: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     let reason = match last {
         Some(err) if err.kind() == io::ErrorKind::TimedOut => {
-            format!("no answer within {} (--connect-timeout)", humantime::format_duration(timeout))
+            format!(
+                "no answer within {} (--connect-timeout)",
+                humantime::format_duration(timeout)
+            )
         }
         Some(err) => err.to_string(),
         None => "no address to try".to_string(),
     };
-    bail!("cannot connect to {name} (tried {}): {reason}", tried.join(", "))
+    bail!(
+        "cannot connect to {name} (tried {}): {reason}",
+        tried.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -82,14 +98,28 @@ mod tests {
 
     #[test]
     fn shapes_that_parse() {
-        for good in ["127.0.0.1:7007", "localhost:0", "[::1]:65535", "example.com:80"] {
+        for good in [
+            "127.0.0.1:7007",
+            "localhost:0",
+            "[::1]:65535",
+            "example.com:80",
+        ] {
             assert_eq!(parse_host_port(good).as_deref(), Ok(good));
         }
     }
 
     #[test]
     fn shapes_that_do_not() {
-        for bad in ["", "7007", ":7007", "host:", "host:65536", "host:x", "::1:7007", "[zz]:1"] {
+        for bad in [
+            "",
+            "7007",
+            ":7007",
+            "host:",
+            "host:65536",
+            "host:x",
+            "::1:7007",
+            "[zz]:1",
+        ] {
             assert!(parse_host_port(bad).is_err(), "{bad:?}");
         }
     }

@@ -54,7 +54,9 @@ pub fn exchange(
         input_ended: AtomicBool::new(false),
         epoch: Instant::now(),
     });
-    let writer_stream = stream.try_clone().context("cloning the connection for the writer")?;
+    let writer_stream = stream
+        .try_clone()
+        .context("cloning the connection for the writer")?;
     let writer = thread::Builder::new()
         .name("client-writer".into())
         .spawn({
@@ -66,7 +68,9 @@ pub fn exchange(
     let result = receive_all(&stream, out, &shared, stall);
     match result {
         Ok(received) if shared.input_ended.load(Ordering::Acquire) => {
-            let sent = writer.join().map_err(|_| anyhow!("the writer thread panicked"))??;
+            let sent = writer
+                .join()
+                .map_err(|_| anyhow!("the writer thread panicked"))??;
             Ok(Totals { sent, received })
         }
         outcome => {
@@ -84,7 +88,11 @@ pub fn exchange(
     }
 }
 
-fn send_all(mut input: Box<dyn Read + Send>, mut stream: TcpStream, shared: &Shared) -> anyhow::Result<u64> {
+fn send_all(
+    mut input: Box<dyn Read + Send>,
+    mut stream: TcpStream,
+    shared: &Shared,
+) -> anyhow::Result<u64> {
     let mut buf = vec![0u8; 64 << 10];
     let mut sent = 0u64;
     loop {
@@ -96,14 +104,18 @@ fn send_all(mut input: Box<dyn Read + Send>, mut stream: TcpStream, shared: &Sha
         };
         // Stamp the write before it starts: a write blocked on a full socket already has bytes
         // owed on the wire.
-        shared.last_write.store(nanos_since(shared.epoch), Ordering::Release);
+        shared
+            .last_write
+            .store(nanos_since(shared.epoch), Ordering::Release);
         stream
             .write_all(&buf[..n])
             // As text: an EPIPE from the socket must not look like a closed stdout.
             .map_err(|err| anyhow!("sending to the server after {sent} bytes: {err}"))?;
         sent += n as u64;
         shared.sent.store(sent, Ordering::Release);
-        shared.last_write.store(nanos_since(shared.epoch), Ordering::Release);
+        shared
+            .last_write
+            .store(nanos_since(shared.epoch), Ordering::Release);
     }
     shared.input_ended.store(true, Ordering::Release);
     // The server may already have closed its side; its EOF is what the reader reports on.
@@ -141,7 +153,10 @@ fn receive_all(
                 let owed = shared.input_ended.load(Ordering::Acquire)
                     || sent > received
                     || last_write > last_read;
-                let quiet = shared.epoch.elapsed().saturating_sub(last_read.max(last_write));
+                let quiet = shared
+                    .epoch
+                    .elapsed()
+                    .saturating_sub(last_read.max(last_write));
                 if owed && quiet >= stall {
                     bail!(
                         "no reply for {} (--timeout): received {received} bytes, sent {sent}",
@@ -161,7 +176,10 @@ fn receive_all(
 }
 
 fn is_timeout(err: &io::Error) -> bool {
-    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 fn nanos_since(epoch: Instant) -> u64 {

@@ -91,7 +91,11 @@ impl Server {
     /// Sends a signal (`libc::SIGTERM`, ...) to the server.
     pub fn signal(&self, signal: i32) {
         let pid = self.child.id() as libc::pid_t;
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill({pid}, {signal})");
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
     }
 
     /// Waits up to `timeout` for the server to exit; panics (after killing it) if it does not.
