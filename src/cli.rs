@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use echopool_handlers::Registry;
 
 use crate::duration_arg::parse_duration;
+use crate::server::Overflow;
 use crate::size_arg::size_in;
 
 /// A blocking thread-pool TCP server with plugin handlers, its client and a load generator.
@@ -104,15 +105,6 @@ pub struct ServeArgs {
     /// Fewer logs: `-q` warnings and errors only, `-qq` errors only.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub quiet: u8,
-}
-
-/// The queue-full policy of `--overflow`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Overflow {
-    /// Stop accepting until a worker takes a connection from the queue.
-    Block,
-    /// Accept the connection and close it at once.
-    Reject,
 }
 
 /// The log format of `--log-format`.

@@ -9,5 +9,8 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod duration_arg;
+pub mod logs;
 pub mod serve;
+pub mod server;
+pub mod signals;
 pub mod size_arg;

@@ -1,10 +1,58 @@
-//! `echopool serve`. (Being built.)
+//! `echopool serve`: the command-line edge of the server.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use crate::cli::ServeArgs;
+use anyhow::Context;
 
-/// Runs `echopool serve`.
-pub fn run(_args: ServeArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet")
+use crate::cli::ServeArgs;
+use crate::handlers::Registry;
+use crate::server::{Config, Server};
+use crate::signals::SignalThread;
+use crate::{duration_arg, logs};
+
+/// Runs `echopool serve`: binds, prints one `listening on` line per listener, serves until
+/// SIGTERM or SIGINT, drains, and exits 0.
+///
+/// # Errors
+///
+/// A bind failure (naming the address and the OS reason) or a broken log filter.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    logs::init(args.log_format, args.verbose, args.quiet)?;
+    logs::log_panics();
+    let handler = Registry::stock()
+        .build(&args.handler)
+        .context("--handler")?;
+    let server = Server::bind(config_from(&args), handler)?;
+    let mut stdout = std::io::stdout().lock();
+    for addr in server.local_addrs() {
+        writeln!(stdout, "listening on {addr}")?;
+    }
+    stdout.flush()?;
+    drop(stdout);
+    let signals = SignalThread::start(server.shutdown_handle(), server.stats())
+        .context("cannot install the signal handlers")?;
+    tracing::info!(
+        workers = args.workers.get(),
+        handler = %args.handler,
+        "serving"
+    );
+    server.run();
+    signals.stop();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The server configuration that the flags describe.
+pub fn config_from(args: &ServeArgs) -> Config {
+    Config {
+        listen: args.listen.clone(),
+        workers: args.workers,
+        queue: args.queue,
+        overflow: args.overflow,
+        idle_timeout: duration_arg::nonzero(args.idle_timeout),
+        shutdown_timeout: args.shutdown_timeout,
+        buffer_size: args.buffer_size,
+        stack_size: args.stack_size,
+        ..Config::default()
+    }
 }

@@ -1,0 +1,132 @@
+//! The accept loop: take connections from one listener and hand them to the workers' queue.
+
+use std::io;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Select, Sender, TrySendError};
+use echopool_handlers::{CloseReason, ConnInfo};
+use tracing::{error, info_span, warn};
+
+use super::connection::Accepted;
+use super::throttle::Throttle;
+use super::{Overflow, Shared};
+
+/// The first and the longest pause after an accept error that is not about one connection.
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// What every accept loop shares.
+pub(crate) struct AcceptContext<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) overflow: Overflow,
+    pub(crate) next_id: &'a AtomicU64,
+    pub(crate) rejected_log: &'a Throttle,
+}
+
+/// Accepts from `listener` until the shutdown begins, handing each connection to `queue`.
+/// Never returns an error: errors about one connection are skipped, others are logged and
+/// retried after a pause that grows while they last (out of descriptors must not spin).
+pub(crate) fn run(listener: &TcpListener, queue: Sender<Accepted>, ctx: &AcceptContext<'_>) {
+    let shutdown = &ctx.shared.shutdown;
+    let local = match listener.local_addr() {
+        Ok(local) => local,
+        Err(err) => {
+            error!(error = %err, "cannot read the listener's address; not accepting on it");
+            return;
+        }
+    };
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(_) if shutdown.is_shutting_down() => return,
+            Err(err) if is_about_one_connection(&err) => continue,
+            Err(err) => {
+                warn!(%local, error = %err, retry_in = ?backoff, "accept failed");
+                shutdown.sleep(backoff);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        backoff = BACKOFF_MIN;
+        ctx.shared.stats.accepted();
+        let id = ctx.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let conn = Accepted {
+            stream,
+            info: ConnInfo { id, peer, local },
+            span: info_span!("conn", id, %peer),
+        };
+        hand_off(conn, &queue, ctx);
+    }
+}
+
+/// Errors that concern only the connection being accepted (it was reset or aborted before we
+/// took it); the next accept may well succeed.
+fn is_about_one_connection(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// Queues `conn` for a worker, applying the overflow policy when the queue is full.
+fn hand_off(conn: Accepted, queue: &Sender<Accepted>, ctx: &AcceptContext<'_>) {
+    let stats = &ctx.shared.stats;
+    stats.enqueued();
+    let full = match queue.try_send(conn) {
+        Ok(()) => return,
+        Err(TrySendError::Full(conn)) => conn,
+        Err(TrySendError::Disconnected(_)) => {
+            stats.dequeued();
+            error!("no workers are left to take connections");
+            return;
+        }
+    };
+    match ctx.overflow {
+        Overflow::Reject => {
+            stats.dequeued();
+            stats.rejected_queue_full();
+            if let Some(held_back) = ctx.rejected_log.allow() {
+                let _entered = full.span.enter();
+                warn!(
+                    also_rejected_since_last_log = held_back,
+                    "queue full; connection rejected (--overflow reject)"
+                );
+            }
+        }
+        Overflow::Block => block_until_queued(full, queue, ctx),
+    }
+}
+
+/// Waits for room in the queue. A shutdown does not drop the connection: it was accepted, so
+/// it still gets its turn until the shutdown timeout passes.
+fn block_until_queued(conn: Accepted, queue: &Sender<Accepted>, ctx: &AcceptContext<'_>) {
+    let shutdown = &ctx.shared.shutdown;
+    let mut select = Select::new();
+    let send = select.send(queue);
+    select.recv(shutdown.stopped());
+    let op = select.select();
+    if op.index() == send {
+        if op.send(queue, conn).is_err() {
+            ctx.shared.stats.dequeued();
+            error!("no workers are left to take connections");
+        }
+        return;
+    }
+    let _ = op.recv(shutdown.stopped());
+    let deadline = shutdown
+        .deadline(ctx.shared.limits.shutdown_timeout)
+        .expect("the shutdown has begun");
+    if let Err(err) = queue.send_deadline(conn, deadline) {
+        let conn = err.into_inner();
+        ctx.shared.stats.dequeued();
+        ctx.shared.stats.closed(CloseReason::Shutdown, 0, 0);
+        let _entered = conn.span.enter();
+        warn!("closed unserved: no worker was free before the shutdown timeout");
+    }
+}

@@ -1,0 +1,75 @@
+//! What a server is told to do: addresses, pool size, queue policy and per-connection limits.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+/// The queue-full policy: what the accept loop does when every worker is busy and the queue
+/// between them is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Overflow {
+    /// Stop accepting until a worker takes a connection from the queue; new clients wait in the
+    /// kernel's listen backlog meanwhile.
+    #[default]
+    Block,
+    /// Accept the connection and close it at once.
+    Reject,
+}
+
+/// A server's configuration. Start from [`Config::default`] and change what you need:
+///
+/// ```
+/// use std::num::NonZeroUsize;
+/// use echopool::server::Config;
+///
+/// let config = Config {
+///     listen: vec!["127.0.0.1:0".parse().unwrap()],
+///     workers: NonZeroUsize::new(4).unwrap(),
+///     ..Config::default()
+/// };
+/// assert_eq!(config.queue_capacity(), 4); // defaults to the number of workers
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Addresses to listen on; all feed one queue and one pool.
+    pub listen: Vec<SocketAddr>,
+    /// Worker threads: how many connections are served at once.
+    pub workers: NonZeroUsize,
+    /// Capacity of the queue between accept and the workers; `None` means one slot per worker.
+    pub queue: Option<NonZeroUsize>,
+    /// What to do with a new connection when the queue is full.
+    pub overflow: Overflow,
+    /// Close a connection that sends nothing for this long; `None` waits forever.
+    pub idle_timeout: Option<Duration>,
+    /// How long live connections may run after a shutdown begins before they are closed.
+    pub shutdown_timeout: Duration,
+    /// Bytes each worker reads at a time.
+    pub buffer_size: usize,
+    /// Stack size of each worker thread.
+    pub stack_size: usize,
+    /// The listen backlog: connections the kernel holds before `accept`.
+    pub backlog: i32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 7007))],
+            workers: NonZeroUsize::new(256).unwrap(),
+            queue: None,
+            overflow: Overflow::Block,
+            idle_timeout: Some(Duration::from_secs(60)),
+            shutdown_timeout: Duration::from_secs(10),
+            buffer_size: 16 << 10,
+            stack_size: 256 << 10,
+            backlog: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// The queue's capacity: [`Config::queue`], or the number of workers.
+    pub fn queue_capacity(&self) -> usize {
+        self.queue.unwrap_or(self.workers).get()
+    }
+}
