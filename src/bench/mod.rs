@@ -44,12 +44,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     let addrs = resolve(&args.addr)?;
-    // One probe connection picks the address that answers (`localhost` may be `::1` first); if
-    // none does, the run still goes ahead and counts the connect errors.
-    let target = connect_any(&args.addr, &addrs, args.connect_timeout)
-        .ok()
-        .and_then(|probe| probe.peer_addr().ok())
-        .unwrap_or(addrs[0]);
+    // When a name has several addresses (`localhost` may be `::1` first), one probe connection
+    // picks the one that answers; if none does, the run still goes ahead and counts the connect
+    // errors. A single address is used as it is, so that the server sees only the load.
+    let target = match addrs[..] {
+        [only] => only,
+        _ => connect_any(&args.addr, &addrs, args.connect_timeout)
+            .ok()
+            .and_then(|probe| probe.peer_addr().ok())
+            .unwrap_or(addrs[0]),
+    };
     let connections = args.connections.get();
     let ctl = Control::new(
         target,

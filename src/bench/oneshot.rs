@@ -31,9 +31,7 @@ pub fn run(ctl: &Control, index: usize, quota: Option<u64>) -> Tally {
         drop(conn);
         let latency = started.elapsed();
         if let Err(err) = exchanged {
-            if ctl.phase() != Phase::Stop {
-                tally.error(ErrorKind::of(&err));
-            }
+            tally.error(ErrorKind::of(&err));
             continue;
         }
         if !payload.matches(&echo) {

@@ -40,10 +40,7 @@ pub fn run(ctl: &Control, index: usize, quota: Option<u64>) -> Tally {
             .write_all(payload.bytes())
             .and_then(|()| conn.read_exact(&mut echo))
         {
-            // A stop can interrupt the message in hand; that is not the server's fault.
-            if ctl.phase() != Phase::Stop {
-                tally.error(ErrorKind::of(&err));
-            }
+            tally.error(ErrorKind::of(&err));
             stream = None;
             continue;
         }

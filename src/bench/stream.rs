@@ -88,8 +88,10 @@ fn read_chunks(
 ) -> bool {
     loop {
         if let Err(err) = conn.read_exact(echo) {
-            if ctl.phase() != Phase::Stop {
-                tally.error(ErrorKind::of(&err));
+            // After a stop the writer shuts the connection down, so only a stall is news.
+            let kind = ErrorKind::of(&err);
+            if ctl.phase() != Phase::Stop || kind == ErrorKind::Timeout {
+                tally.error(kind);
             }
             return false;
         }
