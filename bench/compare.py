@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""Runs the side-by-side benchmark (see bench/compare.sh) and writes markdown tables.
+
+Each server runs pinned to CPU 0 (taskset -c 0), the load to CPU 1. For every cell, rounds
+interleave the servers (A B C ... A B C ...), each run on a freshly started server: an unmeasured
+warmup bench, then a measured one, with the server's CPU time (utime+stime from /proc/PID/stat)
+read before and after, so that CPU per operation compares servers even where the load
+generator is the limit. Standard library only.
+"""
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+SERVER = ["taskset", "-c", "0"]
+LOAD = ["taskset", "-c", "1"]
+TICKS = os.sysconf("SC_CLK_TCK")
+ALL_SERVERS = ["echopool", "thread-per-conn", "mutex-pool", "tokio", "iterative"]
+
+# (name, mode, connections, size, unit): unit is the JSON field the table shows.
+THROUGHPUT_CELLS = [
+    ("rr-1x64", "rr", 1, 64, "msgs_per_s"),
+    ("rr-8x64", "rr", 8, 64, "msgs_per_s"),
+    ("rr-64x64", "rr", 64, 64, "msgs_per_s"),
+    ("rr-1x4k", "rr", 1, 4096, "msgs_per_s"),
+    ("rr-8x4k", "rr", 8, 4096, "msgs_per_s"),
+    ("rr-64x4k", "rr", 64, 4096, "msgs_per_s"),
+    ("oneshot-1", "oneshot", 1, 64, "conns_per_s"),
+    ("oneshot-8", "oneshot", 8, 64, "conns_per_s"),
+    ("stream-1x64k", "stream", 1, 65536, "mb_per_s"),
+    ("stream-4x64k", "stream", 4, 65536, "mb_per_s"),
+]
+UNIT_LABEL = {"msgs_per_s": "msg/s", "conns_per_s": "conn/s", "mb_per_s": "MB/s"}
+IDLE_CONNECTIONS = 1000
+
+
+def server_command(opts, name, workers):
+    """The command line of server `name`, listening on a free loopback port."""
+    peers = opts.peers
+    return {
+        "echopool": [opts.echopool, "serve", "-q", "-w", str(workers), "-l", "127.0.0.1:0"],
+        "thread-per-conn": [f"{peers}/thread-per-conn", "127.0.0.1:0"],
+        "mutex-pool": [f"{peers}/mutex-pool", "127.0.0.1:0", "--workers", str(workers)],
+        "tokio": [f"{peers}/tokio-echo", "127.0.0.1:0"],
+        "iterative": [f"{peers}/iterative", "127.0.0.1:0"],
+    }[name]
+
+
+def serves(name, mode, connections):
+    """The iterative server serves one client at a time: persistent connections beyond the first
+    would only wait (and time out), so it runs only where clients take turns."""
+    return name != "iterative" or connections == 1 or mode == "oneshot"
+
+
+class Server:
+    """A server process pinned to CPU 0; its address read from its `listening on` line."""
+
+    def __init__(self, command, log):
+        self.proc = subprocess.Popen(SERVER + command, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=log, text=True)
+        deadline = time.monotonic() + 10
+        line = ""
+        while time.monotonic() < deadline and not line.startswith("listening on "):
+            line = self.proc.stdout.readline()
+            if not line and self.proc.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited with {self.proc.returncode}")
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"{command[0]} printed no `listening on` line")
+        self.addr = line.split()[-1]
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+    def status(self, key):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        raise KeyError(key)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+def bench(opts, addr, mode, connections, size, seconds):
+    command = LOAD + [opts.echopool, "bench", "--json", "--addr", addr, "--mode", mode,
+                      "-c", str(connections), "-s", str(size), "-d", f"{seconds}s", "--timeout", "3s"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30)
+    if not done.stdout.strip():
+        raise RuntimeError(f"bench printed nothing: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def run_throughput(opts, cell, name, log):
+    _, mode, connections, size, unit = cell
+    server = Server(server_command(opts, name, 128), log)
+    try:
+        bench(opts, server.addr, mode, connections, size, opts.warmup)
+        before = server.cpu_seconds()
+        summary = bench(opts, server.addr, mode, connections, size, opts.seconds)
+        cpu = server.cpu_seconds() - before
+    finally:
+        server.stop()
+    ops = max(summary["messages"], 1)
+    return {"value": summary[unit], "cpu_us_per_op": cpu * 1e6 / ops, "cpu_s": cpu,
+            "p99_us": summary["latency_us"]["p99"], "errors": summary["errors"]["total"],
+            "summary": summary}
+
+
+def run_idle(opts, name, log):
+    server = Server(server_command(opts, name, IDLE_CONNECTIONS), log)
+    holder = None
+    try:
+        rss_before = server.status("VmRSS")
+        holder = subprocess.Popen(LOAD + [f"{opts.peers}/idle-conns", server.addr, str(IDLE_CONNECTIONS)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = holder.stdout.readline()
+        if not ready.startswith("ready"):
+            raise RuntimeError(f"idle-conns did not get ready: {ready!r}")
+        time.sleep(1)
+        return {"rss_kib": server.status("VmRSS"), "rss_start_kib": rss_before,
+                "threads": server.status("Threads")}
+    finally:
+        if holder:
+            holder.stdin.close()
+            holder.wait(timeout=10)
+        server.stop()
+
+
+def run_loadgen(opts, connections, client, server_addr):
+    if client == "naive-client":
+        out = subprocess.run(LOAD + [f"{opts.peers}/naive-client", server_addr, str(connections), "64",
+                                     str(opts.seconds)], capture_output=True, text=True,
+                             timeout=opts.seconds + 30)
+        return {"value": float(out.stdout.split()[0])}
+    return {"value": bench(opts, server_addr, "rr", connections, 64, opts.seconds)["msgs_per_s"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def num(x):
+    if x >= 10_000:
+        return f"{x / 1000:.1f}k"
+    if x >= 100:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def spread(values):
+    if not values:
+        return "–"
+    return f"{num(statistics.median(values))} ({num(min(values))}–{num(max(values))})"
+
+
+def median_of(runs, key):
+    values = [r[key] for r in runs if key in r]
+    return statistics.median(values) if values else None
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}×" if a and b else "–"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine():
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    return f"{model}, {os.cpu_count()} CPUs, Linux {platform.release()}, {rustc}"
+
+
+def render(opts, results, idle, loadgen, started, loads):
+    servers = opts.servers
+    out = [f"Run {started:%Y-%m-%d %H:%M} UTC on {machine()}; load average {loads[0]} before, "
+           f"{loads[1]} after.",
+           f"Settings: {opts.seconds} s measured + {opts.warmup} s warmup per run, {opts.rounds} "
+           f"rounds, servers on CPU 0, load on CPU 1. Cells shown as median (min–max).", ""]
+    cells = [c for c in THROUGHPUT_CELLS if c[0] in results]
+    if cells:
+        header = ["cell", "unit"] + servers
+        rows = [[c[0], UNIT_LABEL[c[4]]] + [spread([r["value"] for r in results[c[0]].get(s, [])])
+                                             for s in servers] for c in cells]
+        out += ["### Throughput", "", table(header, rows), ""]
+        rows = [[c[0]] + [spread([r["cpu_us_per_op"] for r in results[c[0]].get(s, [])])
+                          for s in servers] for c in cells]
+        out += ["### Server CPU per operation (µs; an operation is a message, a connection in "
+                "oneshot, a 64 KiB chunk in stream)", "", table(["cell"] + servers, rows), ""]
+        peers = [s for s in servers if s != "echopool"]
+        if "echopool" in servers and peers:
+            rows = []
+            for c in cells:
+                mine = results[c[0]].get("echopool", [])
+                row = [c[0]]
+                for peer in peers:
+                    theirs = results[c[0]].get(peer, [])
+                    row.append(f"{ratio(median_of(mine, 'value'), median_of(theirs, 'value'))} / "
+                               f"{ratio(median_of(theirs, 'cpu_us_per_op'), median_of(mine, 'cpu_us_per_op'))}"
+                               if theirs else "–")
+                rows.append(row)
+            out += ["### echopool against each peer: throughput ratio / CPU-per-op ratio (above 1 "
+                    "means echopool is faster / cheaper)", "", table(["cell"] + peers, rows), ""]
+        rows = [[c[0]] + [num(median_of(results[c[0]][s], "p99_us")) if results[c[0]].get(s) else "–"
+                          for s in servers] for c in cells]
+        out += ["### p99 latency (µs, median of runs, as measured by echopool bench)", "",
+                table(["cell"] + servers, rows), ""]
+        errors = [f"{c[0]} {s}: {sum(r['errors'] for r in runs)}" for c in cells
+                  for s, runs in results[c[0]].items() if sum(r["errors"] for r in runs)]
+        out += ["Errors counted by the load generator: " + (", ".join(errors) or "none") + ".", ""]
+    if idle:
+        tokio = median_of(idle.get("tokio", []), "rss_kib")
+        rows = [[s, spread([r["rss_kib"] / 1024 for r in runs]),
+                 spread([r["threads"] for r in runs]),
+                 ratio(median_of(runs, "rss_kib"), tokio) if tokio else "–"]
+                for s, runs in idle.items()]
+        out += [f"### {IDLE_CONNECTIONS} idle connections (pools with {IDLE_CONNECTIONS} workers)", "",
+                table(["server", "VmRSS MiB", "threads", "RSS ÷ tokio"], rows), ""]
+    if loadgen:
+        rows = [[str(c), spread([r["value"] for r in runs["naive-client"]]),
+                 spread([r["value"] for r in runs["echopool bench"]]),
+                 ratio(median_of(runs["echopool bench"], "value"), median_of(runs["naive-client"], "value"))]
+                for c, runs in loadgen.items()]
+        out += ["### Load generator check: rr 64 B against echopool serve (msg/s)", "",
+                table(["connections", "naive std client loop", "echopool bench", "bench ÷ naive"], rows), ""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Driving
+
+
+def say(text):
+    print(f"[{datetime.now():%H:%M:%S}] {text}", file=sys.stderr, flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--echopool", required=True)
+    parser.add_argument("--peers", required=True)
+    parser.add_argument("--out-dir", required=True)
+    opts = parser.parse_args()
+    opts.seconds = float(os.environ.get("CELL_SECONDS", "5"))
+    opts.warmup = float(os.environ.get("WARMUP_SECONDS", "1"))
+    opts.rounds = int(os.environ.get("ROUNDS", "3"))
+    wanted_cells = os.environ.get("CELLS", "all")
+    wanted = None if wanted_cells == "all" else set(wanted_cells.split(","))
+    servers = os.environ.get("SERVERS", "all")
+    opts.servers = ALL_SERVERS if servers == "all" else [s for s in ALL_SERVERS if s in servers.split(",")]
+    os.makedirs(opts.out_dir, exist_ok=True)
+    started = datetime.now(timezone.utc)
+    load_before = os.getloadavg()[0]
+    raw = open(os.path.join(opts.out_dir, "runs.jsonl"), "w")
+    log = open(os.path.join(opts.out_dir, "servers.log"), "w")
+
+    def record(kind, **fields):
+        raw.write(json.dumps({"kind": kind, **fields}) + "\n")
+        raw.flush()
+
+    results = {}
+    for cell in THROUGHPUT_CELLS:
+        if wanted and cell[0] not in wanted:
+            continue
+        results[cell[0]] = {}
+        for round_ in range(opts.rounds):
+            for name in opts.servers:
+                if not serves(name, cell[1], cell[2]):
+                    continue
+                try:
+                    run = run_throughput(opts, cell, name, log)
+                except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as err:
+                    say(f"{cell[0]} {name}: FAILED: {err}")
+                    continue
+                results[cell[0]].setdefault(name, []).append(run)
+                record("throughput", cell=cell[0], server=name, round=round_, **run)
+                say(f"{cell[0]} round {round_ + 1} {name}: {num(run['value'])} "
+                    f"{UNIT_LABEL[cell[4]]}, {run['cpu_us_per_op']:.2f} CPU-µs/op, "
+                    f"{run['errors']} errors")
+
+    idle = {}
+    if not wanted or f"idle-{IDLE_CONNECTIONS}" in wanted:
+        for round_ in range(opts.rounds):
+            for name in opts.servers:
+                if name == "iterative":
+                    continue  # it would serve the first connection and leave 999 waiting
+                try:
+                    run = run_idle(opts, name, log)
+                except (RuntimeError, subprocess.TimeoutExpired, OSError) as err:
+                    say(f"idle {name}: FAILED: {err}")
+                    continue
+                idle.setdefault(name, []).append(run)
+                record("idle", server=name, round=round_, **run)
+                say(f"idle round {round_ + 1} {name}: {run['rss_kib'] / 1024:.1f} MiB, "
+                    f"{run['threads']} threads")
+
+    loadgen = {}
+    if not wanted or "loadgen" in wanted:
+        for connections in (1, 8, 64):
+            runs = loadgen.setdefault(connections, {"naive-client": [], "echopool bench": []})
+            for round_ in range(opts.rounds):
+                server = Server(server_command(opts, "echopool", 128), log)
+                try:
+                    bench(opts, server.addr, "rr", connections, 64, opts.warmup)
+                    # Alternate which client goes first, so neither always meets a warmer server.
+                    order = ["naive-client", "echopool bench"]
+                    for client in order if round_ % 2 == 0 else order[::-1]:
+                        run = run_loadgen(opts, connections, client, server.addr)
+                        runs[client].append(run)
+                        record("loadgen", connections=connections, client=client, round=round_, **run)
+                        say(f"loadgen {connections} round {round_ + 1} {client}: {num(run['value'])} msg/s")
+                finally:
+                    server.stop()
+
+    loads = (f"{load_before:.2f}", f"{os.getloadavg()[0]:.2f}")
+    text = render(opts, results, idle, loadgen, started, loads)
+    with open(os.path.join(opts.out_dir, "compare.md"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
