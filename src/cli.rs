@@ -31,6 +31,12 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
 }
 
+/// A configuration error that clap cannot see (an environment variable, a combination of
+/// flags); the binary exits 2 with it, like a usage error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
 /// The default number of workers; see [`ServeArgs::workers`].
 pub const DEFAULT_WORKERS: usize = 256;
 
@@ -40,7 +46,12 @@ pub const DEFAULT_WORKERS: usize = 256;
 pub struct ServeArgs {
     /// Address to listen on, IPv4 or IPv6 (`[::1]:7007`); repeat for several. Port 0 picks a
     /// free port; the real one is printed as `listening on IP:PORT`.
-    #[arg(short, long = "listen", value_name = "ADDR", default_value = "127.0.0.1:7007")]
+    #[arg(
+        short,
+        long = "listen",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:7007"
+    )]
     pub listen: Vec<SocketAddr>,
 
     /// Worker threads, the number of connections served at once. Each worker serves one

@@ -24,14 +24,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build(&args.handler)
         .context("--handler")?;
     let server = Server::bind(config_from(&args), handler)?;
+    // Handlers first: whoever reads the `listening on` line may signal at once.
+    let signals = SignalThread::start(server.shutdown_handle(), server.stats())
+        .context("cannot install the signal handlers")?;
     let mut stdout = std::io::stdout().lock();
     for addr in server.local_addrs() {
         writeln!(stdout, "listening on {addr}")?;
     }
     stdout.flush()?;
     drop(stdout);
-    let signals = SignalThread::start(server.shutdown_handle(), server.stats())
-        .context("cannot install the signal handlers")?;
     tracing::info!(
         workers = args.workers.get(),
         handler = %args.handler,

@@ -193,8 +193,7 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             // Another test thread may have cached "nobody listens" for these call sites.
             tracing::callsite::rebuild_interest_cache();
-            let Opened::Session(mut session) =
-                Logging::new(Uppercase).open(&ConnInfo::example())
+            let Opened::Session(mut session) = Logging::new(Uppercase).open(&ConnInfo::example())
             else {
                 panic!("expected a byte session");
             };
@@ -209,7 +208,10 @@ mod tests {
         });
         assert_eq!(out, b"HELLO\n");
         let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        assert!(logs.contains("connection opened peer=127.0.0.1:40000"), "{logs}");
+        assert!(
+            logs.contains("connection opened peer=127.0.0.1:40000"),
+            "{logs}"
+        );
         assert!(logs.contains("bytes=6 wrote=6 preview=hello\\n"), "{logs}");
         assert!(
             logs.contains("bytes_in=6 bytes_out=6 elapsed_ms=3 reason=eof"),

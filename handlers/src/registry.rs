@@ -38,9 +38,11 @@ impl Registry {
     /// The stock handlers: `echo` (the default), `uppercase`, and the `logging` decorator.
     pub fn stock() -> Self {
         let mut registry = Self::new();
-        registry.add_handler("echo", "write every byte back as it arrives (default)", || {
-            Arc::new(Echo)
-        });
+        registry.add_handler(
+            "echo",
+            "write every byte back as it arrives (default)",
+            || Arc::new(Echo),
+        );
         registry.add_handler(
             "uppercase",
             "write back the Unicode uppercase of UTF-8 text; other bytes pass unchanged",
@@ -127,7 +129,10 @@ impl Registry {
 
     /// One indented line per handler and decorator with its summary, for `--help`.
     pub fn describe(&self) -> String {
-        let handlers = self.handlers.iter().map(|(name, summary, _)| (name.clone(), summary));
+        let handlers = self
+            .handlers
+            .iter()
+            .map(|(name, summary, _)| (name.clone(), summary));
         let decorators = self
             .decorators
             .iter()
@@ -205,10 +210,21 @@ mod tests {
     #[test]
     fn unknown_specs_list_the_known_names() {
         let registry = Registry::stock();
-        for bad in ["", "shout", "echo:", "echo:uppercase", "logging:", "logging:shout", "LOGGING"] {
+        for bad in [
+            "",
+            "shout",
+            "echo:",
+            "echo:uppercase",
+            "logging:",
+            "logging:shout",
+            "LOGGING",
+        ] {
             let err = registry.build(bad).err().expect(bad);
             assert_eq!(err.spec, bad);
-            assert!(err.to_string().contains("echo, uppercase, logging"), "{err}");
+            assert!(
+                err.to_string().contains("echo, uppercase, logging"),
+                "{err}"
+            );
         }
     }
 

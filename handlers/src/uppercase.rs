@@ -154,7 +154,10 @@ mod tests {
 
     #[test]
     fn uppercases_unicode() {
-        assert_eq!(run_split("straße ǆ éa".as_bytes(), &[]), "STRASSE Ǆ ÉA".as_bytes());
+        assert_eq!(
+            run_split("straße ǆ éa".as_bytes(), &[]),
+            "STRASSE Ǆ ÉA".as_bytes()
+        );
     }
 
     #[test]

@@ -45,7 +45,10 @@ pub(crate) fn serve(conn: Accepted, buf: &mut [u8], shared: &Shared) {
         run(stream, &info, buf, shared, started, &mut moved)
     }));
     let reason = outcome.unwrap_or_else(|payload| {
-        warn!(panic = panic_message(&payload), "handler panicked; closed this connection only");
+        warn!(
+            panic = panic_message(&payload),
+            "handler panicked; closed this connection only"
+        );
         CloseReason::Panic
     });
     shared.stats.closed(reason, moved.bytes_in, moved.bytes_out);

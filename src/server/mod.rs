@@ -225,7 +225,10 @@ impl Server {
 /// Lets live and queued connections finish until the shutdown timeout, then closes the rest.
 fn drain(pool: Pool, shared: &Shared) {
     let timeout = shared.limits.shutdown_timeout;
-    let deadline = shared.shutdown.deadline(timeout).unwrap_or_else(Instant::now);
+    let deadline = shared
+        .shutdown
+        .deadline(timeout)
+        .unwrap_or_else(Instant::now);
     let snapshot = shared.stats.snapshot();
     info!(
         live = snapshot.active,
@@ -236,7 +239,10 @@ fn drain(pool: Pool, shared: &Shared) {
     if !pool.wait_until(deadline) {
         shared.shutdown.force();
         let closed = shared.live.close_all();
-        warn!(closed, "shutdown timeout passed; closed the connections still live");
+        warn!(
+            closed,
+            "shutdown timeout passed; closed the connections still live"
+        );
         if !pool.wait_until(Instant::now() + FORCED_STOP_GRACE) {
             // A handler that ignores its closed socket (a busy loop) cannot be stopped from
             // outside a thread; leave it rather than hang the exit.

@@ -129,7 +129,11 @@ impl fmt::Display for StatsSnapshot {
             write!(f, "{sep}{reason}={count}")?;
             first = false;
         }
-        write!(f, "] bytes_in={} bytes_out={}", self.bytes_in, self.bytes_out)
+        write!(
+            f,
+            "] bytes_in={} bytes_out={}",
+            self.bytes_in, self.bytes_out
+        )
     }
 }
 

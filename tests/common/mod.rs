@@ -91,7 +91,11 @@ impl Server {
     /// Sends a signal (`libc::SIGTERM`, ...) to the server.
     pub fn signal(&self, signal: i32) {
         let pid = self.child.id() as libc::pid_t;
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill({pid}, {signal})");
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
     }
 
     /// Waits up to `timeout` for the server to exit; panics (after killing it) if it does not.
@@ -180,8 +184,14 @@ pub fn read_exact(stream: &mut TcpStream, len: usize) -> Vec<u8> {
 
 /// Runs `echopool ARGS` to completion with `stdin`, killed after [`TIMEOUT`].
 pub fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(binary())
-        .args(args)
+    let mut command = Command::new(binary());
+    command.args(args);
+    run_command(command, stdin)
+}
+
+/// Runs a prepared command to completion with `stdin`, killed after [`TIMEOUT`].
+pub fn run_command(mut command: Command, stdin: &[u8]) -> Output {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
