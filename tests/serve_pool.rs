@@ -99,7 +99,7 @@ fn overflow_reject_closes_what_the_queue_cannot_hold() {
         Err(err) if err.kind() == ErrorKind::ConnectionReset => {}
         other => panic!("a rejected connection read {other:?}"),
     }
-    server.wait_for_log("queue full; connection rejected");
+    server.wait_for_log("connection rejected: queue full");
     // The queued one is served once the worker is free: nothing accepted into the queue is lost.
     drop(busy);
     assert_eq!(read_exact(&mut queued, 6), b"queued");
