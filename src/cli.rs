@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: accept connections and serve each on a fixed pool of worker threads.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Send a message (or stdin) to a server and print the reply, like the textbook client.
     Client(crate::client::ClientArgs),
     /// Load-test a server and report throughput, latency percentiles and errors.
@@ -198,7 +198,7 @@ mod tests {
     fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         let argv = ["echopool", "serve"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
-            Command::Serve(serve) => serve,
+            Command::Serve(serve) => *serve,
             other => panic!("parsed {other:?}"),
         })
     }

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     // clap prints usage errors itself and exits 2, as the contract asks.
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => echopool::serve::run(args),
+        Command::Serve(args) => echopool::serve::run(*args),
         Command::Client(args) => echopool::client::run(args),
         Command::Bench(args) => echopool::bench::run(args),
     };
