@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use echopool_handlers::Registry;
+use ipnet::IpNet;
 
 use crate::duration_arg::parse_duration;
 use crate::server::Overflow;
-use crate::size_arg::size_in;
+use crate::size_arg::{parse_size, size_in};
 
 /// A blocking thread-pool TCP server with plugin handlers, its client and a load generator.
 #[derive(Debug, Parser)]
@@ -24,12 +25,18 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: accept connections and serve each on a fixed pool of worker threads.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Send a message (or stdin) to a server and print the reply, like the textbook client.
     Client(crate::client::ClientArgs),
     /// Load-test a server and report throughput, latency percentiles and errors.
     Bench(crate::bench::BenchArgs),
 }
+
+/// A configuration error that clap cannot see (an environment variable, a combination of
+/// flags); the binary exits 2 with it, like a usage error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
 
 /// The default number of workers; see [`ServeArgs::workers`].
 pub const DEFAULT_WORKERS: usize = 256;
@@ -81,6 +88,39 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
+    /// Close a connection whose client does not read our output for this long (its echo fills
+    /// the socket buffers and a write blocks); `0` = never.
+    #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+
+    /// Close every connection this long after it opened, whatever it is doing; `0` = no limit.
+    #[arg(long, value_name = "DUR", default_value = "0", value_parser = parse_duration)]
+    pub max_duration: Duration,
+
+    /// Close a connection once its client has sent this many bytes (`10MiB`); `0` = no limit.
+    #[arg(long, value_name = "BYTES", default_value = "0", value_parser = parse_size)]
+    pub max_bytes: u64,
+
+    /// Only clients in this range may connect (`10.0.0.0/8`, `::1/128`, or one address);
+    /// repeatable. With any `--allow`, every other address is refused.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub allow: Vec<IpNet>,
+
+    /// Clients in this range may not connect, whatever `--allow` says; repeatable.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub deny: Vec<IpNet>,
+
+    /// How many connections (served plus queued) one client address may hold at once, so one
+    /// host cannot take the whole pool; `0` = no cap.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_per_ip: usize,
+
+    /// Linux only: let the kernel hold a new connection until its first bytes arrive, for up
+    /// to DUR, so clients that connect and say nothing never reach a worker. Only for handlers
+    /// whose clients speak first (all the stock ones). `0` = off.
+    #[arg(long, value_name = "DUR", default_value = "0", value_parser = parse_duration)]
+    pub defer_accept: Duration,
+
     /// After SIGTERM or SIGINT, how long live connections may run before they are closed.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -123,6 +163,18 @@ fn parse_handler_spec(spec: &str) -> Result<String, String> {
         .map_err(|err| err.to_string())
 }
 
+/// Parses a range in CIDR form (`10.0.0.0/8`) or a single address (`192.0.2.7`, `::1`).
+fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| {
+            "expected an address range such as 10.0.0.0/8 or 2001:db8::/32, or one address"
+                .to_string()
+        })
+}
+
 fn handler_help() -> String {
     format!(
         "The connection handler, by name:\n{}",
@@ -135,7 +187,8 @@ fn serve_examples() -> &'static str {
   echopool serve                              # echo on 127.0.0.1:7007
   echopool serve -l 0.0.0.0:7007 -l [::]:7007 # every IPv4 and IPv6 address
   echopool serve -l 127.0.0.1:0 -H logging:uppercase --idle-timeout 30s
-  echopool serve -w 1000 --queue 100 --overflow reject"
+  echopool serve -w 1000 --queue 100 --overflow reject
+  echopool serve -l [::]:7007 --allow 2001:db8::/32 --max-per-ip 8 --max-duration 10m"
 }
 
 #[cfg(test)]
@@ -145,7 +198,7 @@ mod tests {
     fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         let argv = ["echopool", "serve"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
-            Command::Serve(serve) => serve,
+            Command::Serve(serve) => *serve,
             other => panic!("parsed {other:?}"),
         })
     }
@@ -173,10 +226,31 @@ mod tests {
             (&["--buffer-size", "0"], "--buffer-size"),
             (&["--stack-size", "1k"], "--stack-size"),
             (&["--overflow", "drop"], "--overflow"),
+            (&["--allow", "10.0.0.0/33"], "--allow"),
+            (&["--deny", "example.com"], "--deny"),
+            (&["--max-bytes", "lots"], "--max-bytes"),
+            (&["--write-timeout", "1"], "--write-timeout"),
+            (&["--max-per-ip", "many"], "--max-per-ip"),
         ] {
             let err = serve(args).unwrap_err().to_string();
             assert!(err.contains(flag), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn cidrs_take_ranges_and_single_addresses() {
+        let args = serve(&[
+            "--allow",
+            "10.1.2.3/8",
+            "--allow",
+            "::1",
+            "--deny",
+            "10.9.0.0/16",
+        ])
+        .unwrap();
+        let allow: Vec<String> = args.allow.iter().map(ToString::to_string).collect();
+        assert_eq!(allow, ["10.0.0.0/8", "::1/128"]);
+        assert_eq!(args.deny[0].to_string(), "10.9.0.0/16");
     }
 
     #[test]

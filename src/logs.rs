@@ -3,20 +3,19 @@
 
 use std::io::IsTerminal;
 
-use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
+use crate::cli::{ConfigError, LogFormat};
 
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over `-v`/`-q`.
 ///
 /// # Errors
 ///
-/// When `RUST_LOG` is not a valid filter.
+/// A [`ConfigError`] when `RUST_LOG` is not a valid filter.
 pub fn init(format: LogFormat, verbose: u8, quiet: u8) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(&spec)
-            .with_context(|| format!("invalid RUST_LOG filter '{spec}'"))?,
+            .map_err(|err| ConfigError(format!("invalid RUST_LOG filter '{spec}': {err}")))?,
         _ => EnvFilter::new(level_for(verbose, quiet)),
     };
     let builder = tracing_subscriber::fmt()

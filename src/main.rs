@@ -3,13 +3,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use echopool::cli::{Cli, Command};
+use echopool::cli::{Cli, Command, ConfigError};
 
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits 2, as the contract asks.
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => echopool::serve::run(args),
+        Command::Serve(args) => echopool::serve::run(*args),
         Command::Client(args) => echopool::client::run(args),
         Command::Bench(args) => echopool::bench::run(args),
     };
@@ -18,7 +18,11 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("echopool: error: {err:#}");
-            ExitCode::FAILURE
+            if err.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

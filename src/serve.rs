@@ -1,13 +1,14 @@
 //! `echopool serve`: the command-line edge of the server.
 
 use std::io::Write;
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
 use crate::cli::ServeArgs;
 use crate::handlers::Registry;
-use crate::server::{Config, Server};
+use crate::server::{AccessPolicy, Config, Server};
 use crate::signals::SignalThread;
 use crate::{duration_arg, logs};
 
@@ -24,14 +25,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build(&args.handler)
         .context("--handler")?;
     let server = Server::bind(config_from(&args), handler)?;
+    // Handlers first: whoever reads the `listening on` line may signal at once.
+    let signals = SignalThread::start(server.shutdown_handle(), server.stats())
+        .context("cannot install the signal handlers")?;
     let mut stdout = std::io::stdout().lock();
     for addr in server.local_addrs() {
         writeln!(stdout, "listening on {addr}")?;
     }
     stdout.flush()?;
     drop(stdout);
-    let signals = SignalThread::start(server.shutdown_handle(), server.stats())
-        .context("cannot install the signal handlers")?;
     tracing::info!(
         workers = args.workers.get(),
         handler = %args.handler,
@@ -50,6 +52,15 @@ pub fn config_from(args: &ServeArgs) -> Config {
         queue: args.queue,
         overflow: args.overflow,
         idle_timeout: duration_arg::nonzero(args.idle_timeout),
+        write_timeout: duration_arg::nonzero(args.write_timeout),
+        max_duration: duration_arg::nonzero(args.max_duration),
+        max_bytes: (args.max_bytes > 0).then_some(args.max_bytes),
+        access: AccessPolicy {
+            allow: args.allow.clone(),
+            deny: args.deny.clone(),
+        },
+        max_per_ip: NonZeroUsize::new(args.max_per_ip),
+        defer_accept: duration_arg::nonzero(args.defer_accept),
         shutdown_timeout: args.shutdown_timeout,
         buffer_size: args.buffer_size,
         stack_size: args.stack_size,

@@ -10,6 +10,7 @@ use echopool_handlers::{CloseReason, ConnInfo};
 use tracing::{error, info_span, warn};
 
 use super::connection::Accepted;
+use super::stats::RejectReason;
 use super::throttle::Throttle;
 use super::{Overflow, Shared};
 
@@ -22,7 +23,8 @@ pub(crate) struct AcceptContext<'a> {
     pub(crate) shared: &'a Shared,
     pub(crate) overflow: Overflow,
     pub(crate) next_id: &'a AtomicU64,
-    pub(crate) rejected_log: &'a Throttle,
+    /// One log throttle per reject reason, so a flood of one kind cannot hide another.
+    pub(crate) reject_logs: [Throttle; RejectReason::ALL.len()],
 }
 
 /// Accepts from `listener` until the shutdown begins, handing each connection to `queue`.
@@ -53,10 +55,27 @@ pub(crate) fn run(listener: &TcpListener, queue: Sender<Accepted>, ctx: &AcceptC
         backoff = BACKOFF_MIN;
         ctx.shared.stats.accepted();
         let id = ctx.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let span = info_span!("conn", id, %peer);
+        // Checked here, before the connection can take a place in the queue or a worker.
+        if !ctx.shared.access.permits(peer.ip()) {
+            reject(RejectReason::Denied, &span, ctx);
+            continue;
+        }
+        let per_ip_slot = match &ctx.shared.per_ip {
+            Some(limit) => match limit.acquire(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    reject(RejectReason::PerIpLimit, &span, ctx);
+                    continue;
+                }
+            },
+            None => None,
+        };
         let conn = Accepted {
             stream,
             info: ConnInfo { id, peer, local },
-            span: info_span!("conn", id, %peer),
+            span,
+            per_ip_slot,
         };
         hand_off(conn, &queue, ctx);
     }
@@ -90,17 +109,30 @@ fn hand_off(conn: Accepted, queue: &Sender<Accepted>, ctx: &AcceptContext<'_>) {
     match ctx.overflow {
         Overflow::Reject => {
             stats.dequeued();
-            stats.rejected_queue_full();
-            if let Some(held_back) = ctx.rejected_log.allow() {
-                let _entered = full.span.enter();
-                warn!(
-                    also_rejected_since_last_log = held_back,
-                    "queue full; connection rejected (--overflow reject)"
-                );
-            }
+            reject(RejectReason::QueueFull, &full.span, ctx);
         }
         Overflow::Block => block_until_queued(full, queue, ctx),
     }
+}
+
+/// Counts and logs a connection closed on the accept thread; the caller drops the stream,
+/// which closes it. The log is throttled per reason so a flood cannot flood the log.
+fn reject(reason: RejectReason, span: &tracing::Span, ctx: &AcceptContext<'_>) {
+    ctx.shared.stats.rejected(reason);
+    let Some(held_back) = ctx.reject_logs[reason as usize].allow() else {
+        return;
+    };
+    let _entered = span.enter();
+    let why = match reason {
+        RejectReason::QueueFull => "queue full (--overflow reject)",
+        RejectReason::Denied => "address not allowed (--allow/--deny)",
+        RejectReason::PerIpLimit => "too many connections from this address (--max-per-ip)",
+    };
+    warn!(
+        %reason,
+        also_rejected_since_last_log = held_back,
+        "connection rejected: {why}"
+    );
 }
 
 /// Waits for room in the queue. A shutdown does not drop the connection: it was accepted, so

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use super::AccessPolicy;
+
 /// The queue-full policy: what the accept loop does when every worker is busy and the queue
 /// between them is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -41,6 +43,21 @@ pub struct Config {
     pub overflow: Overflow,
     /// Close a connection that sends nothing for this long; `None` waits forever.
     pub idle_timeout: Option<Duration>,
+    /// Close a connection whose peer does not take our output for this long; `None` waits
+    /// forever.
+    pub write_timeout: Option<Duration>,
+    /// Close a connection this long after it was opened, whatever it is doing; `None` = never.
+    pub max_duration: Option<Duration>,
+    /// Close a connection once its peer has sent this many bytes; `None` = no limit.
+    pub max_bytes: Option<u64>,
+    /// Which client addresses may connect.
+    pub access: AccessPolicy,
+    /// How many connections, live plus queued, one client address may hold; `None` = no cap.
+    pub max_per_ip: Option<NonZeroUsize>,
+    /// Linux `TCP_DEFER_ACCEPT`: the kernel holds a new connection until its first bytes arrive,
+    /// for up to this long, so silent connects never reach the queue. Only for handlers whose
+    /// clients speak first. `None` = off.
+    pub defer_accept: Option<Duration>,
     /// How long live connections may run after a shutdown begins before they are closed.
     pub shutdown_timeout: Duration,
     /// Bytes each worker reads at a time.
@@ -59,6 +76,12 @@ impl Default for Config {
             queue: None,
             overflow: Overflow::Block,
             idle_timeout: Some(Duration::from_secs(60)),
+            write_timeout: Some(Duration::from_secs(30)),
+            max_duration: None,
+            max_bytes: None,
+            access: AccessPolicy::default(),
+            max_per_ip: None,
+            defer_accept: None,
             shutdown_timeout: Duration::from_secs(10),
             buffer_size: 16 << 10,
             stack_size: 256 << 10,

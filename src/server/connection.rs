@@ -8,6 +8,7 @@ use std::time::Instant;
 use echopool_handlers::{CloseReason, CloseSummary, ConnInfo, Opened, Session};
 use tracing::{debug, info, warn, Span};
 
+use super::per_ip::PerIpSlot;
 use super::Shared;
 
 /// A connection accepted and waiting for a worker.
@@ -17,6 +18,8 @@ pub(crate) struct Accepted {
     /// The `conn` span, made on the accept thread so that every line about this connection,
     /// from any thread, carries its id and peer.
     pub(crate) span: Span,
+    /// The connection's place in its address's `--max-per-ip` count, freed when it closes.
+    pub(crate) per_ip_slot: Option<PerIpSlot>,
 }
 
 /// Bytes moved so far; kept outside the panic boundary so a panicking handler's connection is
@@ -30,7 +33,12 @@ struct Moved {
 /// Serves `conn` to its end with `buf` as the read buffer. Never panics: a handler that panics
 /// costs only this connection.
 pub(crate) fn serve(conn: Accepted, buf: &mut [u8], shared: &Shared) {
-    let Accepted { stream, info, span } = conn;
+    let Accepted {
+        stream,
+        info,
+        span,
+        per_ip_slot: _per_ip_slot,
+    } = conn;
     let _entered = span.enter();
     if shared.shutdown.is_forced() {
         info!("closed unserved: the shutdown timeout passed while it waited in the queue");
@@ -69,17 +77,27 @@ fn run(
     started: Instant,
     moved: &mut Moved,
 ) -> CloseReason {
+    let limits = &shared.limits;
+    let mut read_timeout = ReadTimeout::new(limits, started);
     // Small writes (an echo of a short message) must leave at once, not wait for an ACK.
     if let Err(err) = stream
         .set_nodelay(true)
-        .and_then(|()| stream.set_read_timeout(shared.limits.idle_timeout))
+        .and_then(|()| stream.set_read_timeout(read_timeout.current))
+        .and_then(|()| stream.set_write_timeout(limits.write_timeout))
     {
         debug!(error = %err, "cannot set socket options");
         return CloseReason::Error;
     }
     match shared.handler.open(info) {
         Opened::Session(mut session) => {
-            let reason = drive(session.as_mut(), &stream, buf, shared, moved);
+            let reason = drive(
+                session.as_mut(),
+                &stream,
+                buf,
+                shared,
+                &mut read_timeout,
+                moved,
+            );
             session.closed(&CloseSummary {
                 bytes_in: moved.bytes_in,
                 bytes_out: moved.bytes_out,
@@ -88,6 +106,7 @@ fn run(
             });
             reason
         }
+        // The handler owns the socket: the limits apply only as the socket timeouts set above.
         Opened::Stream(session) => match session.serve(stream) {
             Ok(()) => CloseReason::Eof,
             Err(err) => {
@@ -98,36 +117,48 @@ fn run(
     }
 }
 
-/// The read loop: read a chunk, hand it to the session, until the peer half-closes.
+/// The read loop: read a chunk, hand it to the session, until the peer half-closes or a limit
+/// ends the connection.
 fn drive(
     session: &mut dyn Session,
     stream: &TcpStream,
     buf: &mut [u8],
     shared: &Shared,
+    read_timeout: &mut ReadTimeout,
     moved: &mut Moved,
 ) -> CloseReason {
+    let mut reader = stream;
     let mut out = CountingWriter {
         stream,
         written: &mut moved.bytes_out,
     };
     loop {
-        let read = match (&mut &*stream).read(buf) {
+        if let Err(reason) = read_timeout.before_read(stream) {
+            return reason;
+        }
+        let read = match reader.read(buf) {
             Ok(0) if shared.shutdown.is_forced() => return CloseReason::Shutdown,
             Ok(0) => break,
             Ok(read) => read,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) if is_timeout(&err) => {
-                info!(
-                    idle_timeout = ?shared.limits.idle_timeout.unwrap_or_default(),
-                    "closing idle connection"
-                );
-                return CloseReason::IdleTimeout;
-            }
+            Err(err) if is_timeout(&err) => return read_timeout.expired(),
             Err(err) => return failure(&err, "read failed", shared),
         };
-        moved.bytes_in += read as u64;
-        if let Err(err) = session.data(&buf[..read], &mut out) {
+        let allowed = match shared.limits.max_bytes {
+            Some(max) => read.min(max.saturating_sub(moved.bytes_in) as usize),
+            None => read,
+        };
+        moved.bytes_in += allowed as u64;
+        if let Err(err) = session.data(&buf[..allowed], &mut out) {
             return failure(&err, "write failed", shared);
+        }
+        if allowed < read {
+            info!(
+                max_bytes = shared.limits.max_bytes,
+                dropped = read - allowed,
+                "closing connection: it sent more than --max-bytes"
+            );
+            return CloseReason::MaxBytes;
         }
     }
     if let Err(err) = session.eof(&mut out) {
@@ -136,6 +167,63 @@ fn drive(
     // Send our FIN now; the socket closes when the stream is dropped.
     let _ = stream.shutdown(Shutdown::Write);
     CloseReason::Eof
+}
+
+/// The socket's read timeout: the idle timeout, shortened as the `--max-duration` deadline
+/// comes nearer, so that one blocking read never outlives the connection's deadline.
+struct ReadTimeout {
+    idle: Option<std::time::Duration>,
+    deadline: Option<Instant>,
+    /// What the socket is set to now.
+    current: Option<std::time::Duration>,
+}
+
+impl ReadTimeout {
+    fn new(limits: &super::Limits, started: Instant) -> ReadTimeout {
+        let deadline = limits.max_duration.map(|max| started + max);
+        let current = match (limits.idle_timeout, limits.max_duration) {
+            (Some(idle), Some(max)) => Some(idle.min(max)),
+            (idle, max) => idle.or(max),
+        };
+        ReadTimeout {
+            idle: limits.idle_timeout,
+            deadline,
+            current,
+        }
+    }
+
+    /// Shortens the socket's timeout when the deadline is nearer than the current timeout; a
+    /// system call only in the connection's last idle-timeout window.
+    fn before_read(&mut self, stream: &TcpStream) -> Result<(), CloseReason> {
+        let Some(deadline) = self.deadline else {
+            return Ok(());
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(self.expired());
+        }
+        if self.current.is_none_or(|current| remaining < current) {
+            stream
+                .set_read_timeout(Some(remaining))
+                .map_err(|_| CloseReason::Error)?;
+            self.current = Some(remaining);
+        }
+        Ok(())
+    }
+
+    /// Why a read timed out: the connection's deadline, or silence.
+    fn expired(&self) -> CloseReason {
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            info!("closing connection: it reached --max-duration");
+            CloseReason::MaxDuration
+        } else {
+            info!(idle_timeout = ?self.idle.unwrap_or_default(), "closing idle connection");
+            CloseReason::IdleTimeout
+        }
+    }
 }
 
 fn failure(err: &io::Error, doing: &str, shared: &Shared) -> CloseReason {

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -9,15 +10,52 @@ use socket2::{Domain, Protocol, Socket, Type};
 ///
 /// `SO_REUSEADDR` lets a restarted server bind while old connections sit in TIME_WAIT; an IPv6
 /// socket is IPv6-only so that `[::]:P` and `0.0.0.0:P` can be listened on side by side.
-pub(crate) fn bind(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+pub(crate) fn bind(
+    addr: SocketAddr,
+    backlog: i32,
+    defer_accept: Option<Duration>,
+) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     socket.bind(&addr.into())?;
+    if let Some(wait) = defer_accept {
+        set_defer_accept(&socket, wait)?;
+    }
     socket.listen(backlog)?;
     Ok(socket.into())
+}
+
+/// Sets `TCP_DEFER_ACCEPT` (whole seconds, at least one), which socket2 does not wrap.
+#[cfg(target_os = "linux")]
+fn set_defer_accept(socket: &Socket, wait: Duration) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let seconds = libc::c_int::try_from(wait.as_secs().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid socket, and a pointer to a c_int that lives across the call.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_defer_accept(_socket: &Socket, _wait: Duration) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "TCP_DEFER_ACCEPT is Linux-only",
+    ))
 }
 
 /// Makes a thread blocked in `accept` on this listener return, and refuses new connects.
@@ -35,11 +73,13 @@ mod tests {
     use super::*;
     use std::net::TcpStream;
     use std::thread;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
+
+    use std::time::Duration;
 
     #[test]
     fn stop_wakes_a_blocked_accept_and_refuses_new_connects() {
-        let listener = bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap(), 16, None).unwrap();
         let addr = listener.local_addr().unwrap();
         let stopper = listener.try_clone().unwrap();
         let started = Instant::now();
@@ -54,11 +94,43 @@ mod tests {
         assert!(refused.is_err(), "a stopped listener accepted a connect");
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn defer_accept_holds_silent_connects_until_they_speak() {
+        use std::io::Write;
+        let listener = bind(
+            "127.0.0.1:0".parse().unwrap(),
+            16,
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        thread::sleep(Duration::from_millis(100));
+        let silent = listener.accept();
+        assert!(
+            silent
+                .as_ref()
+                .is_err_and(|e| e.kind() == io::ErrorKind::WouldBlock),
+            "a silent connect was accepted: {silent:?}"
+        );
+        client.write_all(b"hi").unwrap();
+        let started = Instant::now();
+        while let Err(err) = listener.accept() {
+            assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never accepted"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[test]
     fn ipv4_and_ipv6_wildcards_share_a_port() {
-        let v4 = bind("0.0.0.0:0".parse().unwrap(), 16).unwrap();
+        let v4 = bind("0.0.0.0:0".parse().unwrap(), 16, None).unwrap();
         let port = v4.local_addr().unwrap().port();
-        match bind(SocketAddr::from(([0u16; 8], port)), 16) {
+        match bind(SocketAddr::from(([0u16; 8], port)), 16, None) {
             Ok(v6) => assert_eq!(v6.local_addr().unwrap().port(), port),
             // A machine without IPv6 cannot try this.
             Err(err) if err.kind() == io::ErrorKind::AddrNotAvailable => {}

@@ -34,10 +34,12 @@
 //! ```
 
 mod accept;
+mod access;
 mod config;
 mod connection;
 mod listener;
 mod live;
+mod per_ip;
 mod pool;
 mod shutdown;
 mod stats;
@@ -53,12 +55,14 @@ use std::time::{Duration, Instant};
 use echopool_handlers::Handler;
 use tracing::{error, info, warn};
 
+pub use access::AccessPolicy;
 pub use config::{Config, Overflow};
 pub use shutdown::ShutdownHandle;
-pub use stats::{Stats, StatsSnapshot};
+pub use stats::{RejectReason, Stats, StatsSnapshot};
 
 use accept::AcceptContext;
 use live::LiveConnections;
+use per_ip::PerIpLimit;
 use pool::Pool;
 use throttle::Throttle;
 
@@ -91,17 +95,35 @@ pub enum ServeError {
     },
 }
 
-/// Per-connection limits, read by the workers.
+/// Per-connection limits, read by the workers; `None` and zero durations mean no limit.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
+    pub(crate) max_duration: Option<Duration>,
+    pub(crate) max_bytes: Option<u64>,
     pub(crate) shutdown_timeout: Duration,
+}
+
+impl Limits {
+    fn from_config(config: &Config) -> Limits {
+        let nonzero = |limit: Option<Duration>| limit.filter(|d| !d.is_zero());
+        Limits {
+            idle_timeout: nonzero(config.idle_timeout),
+            write_timeout: nonzero(config.write_timeout),
+            max_duration: nonzero(config.max_duration),
+            max_bytes: config.max_bytes,
+            shutdown_timeout: config.shutdown_timeout,
+        }
+    }
 }
 
 /// What the accept loops and the workers share.
 pub(crate) struct Shared {
     pub(crate) handler: Arc<dyn Handler>,
     pub(crate) limits: Limits,
+    pub(crate) access: AccessPolicy,
+    pub(crate) per_ip: Option<Arc<PerIpLimit>>,
     pub(crate) live: LiveConnections,
     pub(crate) stats: Stats,
     pub(crate) shutdown: ShutdownHandle,
@@ -127,7 +149,7 @@ impl Server {
         let shutdown = ShutdownHandle::new();
         let mut listeners = Vec::with_capacity(config.listen.len());
         for &addr in &config.listen {
-            let listener = listener::bind(addr, config.backlog)
+            let listener = listener::bind(addr, config.backlog, config.defer_accept)
                 .and_then(|listener| {
                     shutdown.watch(listener.try_clone()?);
                     Ok(listener)
@@ -137,10 +159,9 @@ impl Server {
         }
         let shared = Arc::new(Shared {
             handler,
-            limits: Limits {
-                idle_timeout: config.idle_timeout.filter(|t| !t.is_zero()),
-                shutdown_timeout: config.shutdown_timeout,
-            },
+            limits: Limits::from_config(&config),
+            access: config.access.clone(),
+            per_ip: config.max_per_ip.map(|max| PerIpLimit::new(max.get())),
             live: LiveConnections::default(),
             stats: Stats::default(),
             shutdown,
@@ -191,12 +212,11 @@ impl Server {
         );
         drop(queue_out);
         let next_id = AtomicU64::new(0);
-        let rejected_log = Throttle::new(Duration::from_secs(1));
         let ctx = AcceptContext {
             shared: &shared,
             overflow: config.overflow,
             next_id: &next_id,
-            rejected_log: &rejected_log,
+            reject_logs: RejectReason::ALL.map(|_| Throttle::new(Duration::from_secs(1))),
         };
         let first = listeners.remove(0);
         thread::scope(|scope| {

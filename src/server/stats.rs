@@ -17,11 +17,50 @@ const REASONS: [CloseReason; 8] = [
     CloseReason::Panic,
 ];
 
+/// Why a connection was closed on the accept thread, before any worker saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// The queue was full and `--overflow reject` is set.
+    QueueFull,
+    /// The address is outside `--allow` or inside `--deny`.
+    Denied,
+    /// The address holds `--max-per-ip` connections already.
+    PerIpLimit,
+}
+
+impl RejectReason {
+    /// Every reason, in the order of [`StatsSnapshot::rejected`].
+    pub const ALL: [RejectReason; 3] = [
+        RejectReason::QueueFull,
+        RejectReason::Denied,
+        RejectReason::PerIpLimit,
+    ];
+
+    /// A short lowercase name for logs and counters, e.g. `queue-full`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::QueueFull => "queue-full",
+            RejectReason::Denied => "denied",
+            RejectReason::PerIpLimit => "per-ip-limit",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Server-wide counters. Relaxed atomics: each number is exact, their sum at one instant is not.
 #[derive(Debug, Default)]
 pub struct Stats {
     accepted: AtomicU64,
-    rejected_queue_full: AtomicU64,
+    rejected: [AtomicU64; RejectReason::ALL.len()],
     queued: AtomicU64,
     active: AtomicU64,
     closed: [AtomicU64; REASONS.len()],
@@ -34,8 +73,8 @@ pub struct Stats {
 pub struct StatsSnapshot {
     /// Connections accepted from the listeners.
     pub accepted: u64,
-    /// Connections closed at once because the queue was full (`--overflow reject`).
-    pub rejected_queue_full: u64,
+    /// Connections closed on the accept thread, by reason.
+    pub rejected: Vec<(RejectReason, u64)>,
     /// Connections waiting in the queue for a worker.
     pub queued: u64,
     /// Connections a worker is serving.
@@ -53,8 +92,8 @@ impl Stats {
         self.accepted.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn rejected_queue_full(&self) {
-        self.rejected_queue_full.fetch_add(1, Relaxed);
+    pub(crate) fn rejected(&self, reason: RejectReason) {
+        self.rejected[reason.index()].fetch_add(1, Relaxed);
     }
 
     pub(crate) fn enqueued(&self) {
@@ -82,7 +121,11 @@ impl Stats {
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             accepted: self.accepted.load(Relaxed),
-            rejected_queue_full: self.rejected_queue_full.load(Relaxed),
+            rejected: RejectReason::ALL
+                .iter()
+                .zip(&self.rejected)
+                .map(|(reason, count)| (*reason, count.load(Relaxed)))
+                .collect(),
             queued: self.queued.load(Relaxed),
             active: self.active.load(Relaxed),
             closed: REASONS
@@ -108,30 +151,52 @@ impl Drop for ActiveGuard<'_> {
 impl StatsSnapshot {
     /// How many connections closed for `reason`.
     pub fn closed_for(&self, reason: CloseReason) -> u64 {
-        self.closed
-            .iter()
-            .find(|(r, _)| *r == reason)
-            .map_or(0, |(_, count)| *count)
+        count_of(&self.closed, reason)
+    }
+
+    /// How many connections were rejected for `reason`.
+    pub fn rejected_for(&self, reason: RejectReason) -> u64 {
+        count_of(&self.rejected, reason)
     }
 }
 
+fn count_of<R: PartialEq>(counts: &[(R, u64)], reason: R) -> u64 {
+    counts
+        .iter()
+        .find(|(r, _)| *r == reason)
+        .map_or(0, |(_, count)| *count)
+}
+
+/// Writes `name[a=1 b=2]`, leaving out zero counts.
+fn write_counts<R: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    counts: &[(R, u64)],
+) -> fmt::Result {
+    write!(f, "{name}[")?;
+    let mut sep = "";
+    for (reason, count) in counts.iter().filter(|(_, count)| *count > 0) {
+        write!(f, "{sep}{reason}={count}")?;
+        sep = " ";
+    }
+    f.write_str("]")
+}
+
 impl fmt::Display for StatsSnapshot {
-    /// `accepted=12 active=1 queued=0 rejected=2 closed[eof=9 idle-timeout=1] bytes_in=.. bytes_out=..`
+    /// `accepted=12 active=1 queued=0 rejected[queue-full=2] closed[eof=9 idle-timeout=1]
+    /// bytes_in=.. bytes_out=..`, leaving out zero counts in brackets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "accepted={} active={} queued={} rejected[queue-full={}] closed[",
-            self.accepted, self.active, self.queued, self.rejected_queue_full
+            "accepted={} active={} queued={} ",
+            self.accepted, self.active, self.queued
         )?;
-        let mut first = true;
-        for (reason, count) in self.closed.iter().filter(|(_, count)| *count > 0) {
-            let sep = if first { "" } else { " " };
-            write!(f, "{sep}{reason}={count}")?;
-            first = false;
-        }
+        write_counts(f, "rejected", &self.rejected)?;
+        f.write_str(" ")?;
+        write_counts(f, "closed", &self.closed)?;
         write!(
             f,
-            "] bytes_in={} bytes_out={}",
+            " bytes_in={} bytes_out={}",
             self.bytes_in, self.bytes_out
         )
     }
@@ -146,7 +211,7 @@ mod tests {
         let stats = Stats::default();
         stats.accepted();
         stats.accepted();
-        stats.rejected_queue_full();
+        stats.rejected(RejectReason::QueueFull);
         {
             let _active = stats.active();
             assert_eq!(stats.snapshot().active, 1);

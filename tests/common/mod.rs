@@ -184,8 +184,14 @@ pub fn read_exact(stream: &mut TcpStream, len: usize) -> Vec<u8> {
 
 /// Runs `echopool ARGS` to completion with `stdin`, killed after [`TIMEOUT`].
 pub fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(binary())
-        .args(args)
+    let mut command = Command::new(binary());
+    command.args(args);
+    run_command(command, stdin)
+}
+
+/// Runs a prepared command to completion with `stdin`, killed after [`TIMEOUT`].
+pub fn run_command(mut command: Command, stdin: &[u8]) -> Output {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
