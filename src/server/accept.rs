@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Select, Sender, TrySendError};
 use echopool_handlers::{CloseReason, ConnInfo};
-use tracing::{error, info_span, warn};
+use tracing::{debug, error, info_span, warn};
 
 use super::connection::Accepted;
 use super::stats::RejectReason;
@@ -44,7 +44,13 @@ pub(crate) fn run(listener: &TcpListener, queue: Sender<Accepted>, ctx: &AcceptC
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(_) if shutdown.is_shutting_down() => return,
-            Err(err) if is_about_one_connection(&err) => continue,
+            // The listener carries the idle timeout for its connections to inherit, so an
+            // accept with nobody connecting returns once per idle timeout: not an error.
+            Err(err) if is_timeout(&err) => continue,
+            Err(err) if is_about_one_connection(&err) => {
+                debug!(%local, error = %err, "a connection ended before it was accepted");
+                continue;
+            }
             Err(err) => {
                 warn!(%local, error = %err, retry_in = ?backoff, "accept failed");
                 shutdown.sleep(backoff);
@@ -79,6 +85,13 @@ pub(crate) fn run(listener: &TcpListener, queue: Sender<Accepted>, ctx: &AcceptC
         };
         hand_off(conn, &queue, ctx);
     }
+}
+
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Errors that concern only the connection being accepted (it was reset or aborted before we

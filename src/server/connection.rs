@@ -1,13 +1,14 @@
 //! Serving one connection on a worker: the read loop, its timeouts, and how it ends.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
 use echopool_handlers::{CloseReason, CloseSummary, ConnInfo, Opened, Session};
 use tracing::{debug, info, warn, Span};
 
+use super::listener;
 use super::per_ip::PerIpSlot;
 use super::Shared;
 
@@ -46,7 +47,6 @@ pub(crate) fn serve(conn: Accepted, buf: &mut [u8], shared: &Shared) {
         return;
     }
     let _active = shared.stats.active();
-    let _live = shared.live.register(info.id, &stream);
     let started = Instant::now();
     let mut moved = Moved::default();
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -77,17 +77,12 @@ fn run(
     started: Instant,
     moved: &mut Moved,
 ) -> CloseReason {
-    let limits = &shared.limits;
-    let mut read_timeout = ReadTimeout::new(limits, started);
-    // Small writes (an echo of a short message) must leave at once, not wait for an ACK.
-    if let Err(err) = stream
-        .set_nodelay(true)
-        .and_then(|()| stream.set_read_timeout(read_timeout.current))
-        .and_then(|()| stream.set_write_timeout(limits.write_timeout))
-    {
+    let mut read_timeout = ReadTimeout::new(&shared.limits, started);
+    if let Err(err) = listener::set_inherited_options(&stream, &shared.limits) {
         debug!(error = %err, "cannot set socket options");
         return CloseReason::Error;
     }
+    let stream = shared.live.register(info.id, stream);
     match shared.handler.open(info) {
         Opened::Session(mut session) => {
             let reason = drive(
@@ -98,6 +93,8 @@ fn run(
                 &mut read_timeout,
                 moved,
             );
+            // Close first (the peer sees the end now), then tell the session.
+            drop(stream);
             session.closed(&CloseSummary {
                 bytes_in: moved.bytes_in,
                 bytes_out: moved.bytes_out,
@@ -106,8 +103,9 @@ fn run(
             });
             reason
         }
-        // The handler owns the socket: the limits apply only as the socket timeouts set above.
-        Opened::Stream(session) => match session.serve(stream) {
+        // The handler owns the socket: the limits apply only as its socket timeouts. It gets a
+        // clone, so a forced shutdown can still reach the original.
+        Opened::Stream(session) => match stream.try_clone().and_then(|own| session.serve(own)) {
             Ok(()) => CloseReason::Eof,
             Err(err) => {
                 debug!(error = %err, "stream session failed");
@@ -164,8 +162,6 @@ fn drive(
     if let Err(err) = session.eof(&mut out) {
         return failure(&err, "write failed", shared);
     }
-    // Send our FIN now; the socket closes when the stream is dropped.
-    let _ = stream.shutdown(Shutdown::Write);
     CloseReason::Eof
 }
 
@@ -180,15 +176,10 @@ struct ReadTimeout {
 
 impl ReadTimeout {
     fn new(limits: &super::Limits, started: Instant) -> ReadTimeout {
-        let deadline = limits.max_duration.map(|max| started + max);
-        let current = match (limits.idle_timeout, limits.max_duration) {
-            (Some(idle), Some(max)) => Some(idle.min(max)),
-            (idle, max) => idle.or(max),
-        };
         ReadTimeout {
             idle: limits.idle_timeout,
-            deadline,
-            current,
+            deadline: limits.max_duration.map(|max| started + max),
+            current: limits.first_read_timeout(),
         }
     }
 

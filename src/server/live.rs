@@ -2,29 +2,27 @@
 
 use std::collections::HashMap;
 use std::net::{Shutdown, TcpStream};
-use std::sync::Mutex;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
 
-use tracing::warn;
-
-/// Live connections by id, each a clone of its socket that can shut it down from outside.
+/// Live connections by id. Each socket is shared between its worker and this map, so a
+/// shutdown can close it from outside without duplicating a descriptor per connection.
 #[derive(Debug, Default)]
 pub(crate) struct LiveConnections {
-    streams: Mutex<HashMap<u64, TcpStream>>,
+    streams: Mutex<HashMap<u64, Arc<TcpStream>>>,
 }
 
 impl LiveConnections {
-    /// Adds a connection for as long as the returned guard lives. Dropping the guard, even while
-    /// unwinding from a panic, removes it, so the set cannot go stale.
-    pub(crate) fn register(&self, id: u64, stream: &TcpStream) -> LiveGuard<'_> {
-        match stream.try_clone() {
-            Ok(clone) => {
-                self.streams.lock().unwrap().insert(id, clone);
-            }
-            // Out of descriptors: the connection is served, but a forced shutdown cannot
-            // reach it; its own timeouts still end it.
-            Err(err) => warn!(error = %err, "cannot track connection for shutdown"),
+    /// Adds a connection for as long as the returned handle lives; the socket closes when the
+    /// handle drops (even while unwinding from a panic), so the set cannot go stale.
+    pub(crate) fn register(&self, id: u64, stream: TcpStream) -> LiveStream<'_> {
+        let stream = Arc::new(stream);
+        self.streams.lock().unwrap().insert(id, Arc::clone(&stream));
+        LiveStream {
+            live: self,
+            id,
+            stream,
         }
-        LiveGuard { live: self, id }
     }
 
     /// Shuts down every live connection, so blocked reads return 0 and writes fail; returns
@@ -44,14 +42,25 @@ impl LiveConnections {
     }
 }
 
-/// Keeps one connection in [`LiveConnections`] until dropped.
-pub(crate) struct LiveGuard<'a> {
+/// A live connection's socket; dropping it removes the connection from [`LiveConnections`]
+/// and closes the socket.
+pub(crate) struct LiveStream<'a> {
     live: &'a LiveConnections,
     id: u64,
+    stream: Arc<TcpStream>,
 }
 
-impl Drop for LiveGuard<'_> {
+impl Deref for LiveStream<'_> {
+    type Target = TcpStream;
+
+    fn deref(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+impl Drop for LiveStream<'_> {
     fn drop(&mut self) {
+        // Our own `Arc` drops right after: the last reference, which closes the socket.
         self.live.streams.lock().unwrap().remove(&self.id);
     }
 }
@@ -61,22 +70,30 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::net::TcpListener;
+    use std::time::Duration;
 
     #[test]
-    fn close_all_unblocks_a_reader_and_guards_deregister() {
+    fn close_all_unblocks_a_reader_and_dropping_deregisters_and_closes() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut served, _) = listener.accept().unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (served, _) = listener.accept().unwrap();
         served
-            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         let live = LiveConnections::default();
-        {
-            let _guard = live.register(7, &served);
-            assert_eq!(live.len(), 1);
-            assert_eq!(live.close_all(), 1);
-            assert_eq!(served.read(&mut [0; 8]).unwrap(), 0);
-        }
+        let stream = live.register(7, served);
+        assert_eq!(live.len(), 1);
+        assert_eq!(live.close_all(), 1);
+        assert_eq!((&*stream).read(&mut [0; 8]).unwrap(), 0);
+        drop(stream);
         assert_eq!(live.len(), 0);
+        assert_eq!(
+            client.read(&mut [0; 8]).unwrap(),
+            0,
+            "the socket was closed"
+        );
     }
 }

@@ -106,7 +106,16 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
-    fn from_config(config: &Config) -> Limits {
+    /// The read timeout a new connection starts with: the idle timeout, or the maximum
+    /// duration when that is shorter.
+    pub(crate) fn first_read_timeout(&self) -> Option<Duration> {
+        match (self.idle_timeout, self.max_duration) {
+            (Some(idle), Some(max)) => Some(idle.min(max)),
+            (idle, max) => idle.or(max),
+        }
+    }
+
+    pub(crate) fn from_config(config: &Config) -> Limits {
         let nonzero = |limit: Option<Duration>| limit.filter(|d| !d.is_zero());
         Limits {
             idle_timeout: nonzero(config.idle_timeout),
@@ -147,9 +156,10 @@ impl Server {
             return Err(ServeError::NoListenAddress);
         }
         let shutdown = ShutdownHandle::new();
+        let limits = Limits::from_config(&config);
         let mut listeners = Vec::with_capacity(config.listen.len());
         for &addr in &config.listen {
-            let listener = listener::bind(addr, config.backlog, config.defer_accept)
+            let listener = listener::bind(addr, &config, &limits)
                 .and_then(|listener| {
                     shutdown.watch(listener.try_clone()?);
                     Ok(listener)
@@ -159,7 +169,7 @@ impl Server {
         }
         let shared = Arc::new(Shared {
             handler,
-            limits: Limits::from_config(&config),
+            limits,
             access: config.access.clone(),
             per_ip: config.max_per_ip.map(|max| PerIpLimit::new(max.get())),
             live: LiveConnections::default(),
