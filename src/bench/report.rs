@@ -91,7 +91,7 @@ impl Summary {
             },
             errors: tally.errors,
             requests: what.requests,
-            complete: what.requests.map_or(true, |goal| tally.messages >= goal),
+            complete: !matches!(what.requests, Some(goal) if tally.messages < goal),
         }
     }
 
