@@ -33,8 +33,10 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.set_prefix(phase.to_string());
             bar.set_position(position);
-            let rate = messages as f64 / elapsed.as_secs_f64().max(1e-3);
-            bar.set_message(format!("{rate:.0} msg/s"));
+            if messages > 0 {
+                let rate = messages as f64 / elapsed.as_secs_f64().max(1e-3);
+                bar.set_message(format!("{rate:.0} msg/s"));
+            }
         }
     }
 
