@@ -11,6 +11,9 @@
 #   ROUNDS=3           runs per server per cell (A B A B ...)
 #   CELLS=all          comma-separated subset, e.g. rr-8x64,oneshot-1,idle-1000,loadgen
 #   SERVERS=all        comma-separated subset of echopool,thread-per-conn,mutex-pool,tokio,iterative
+#   MAX_FOREIGN=0.05   repeat a run when other processes took more than this share of a CPU
+#   TRIES=4           ... up to this many tries in all, PAUSE_SECONDS=3 apart (the last is kept)
+#   NICE=-10          priority of the servers and the load (other work on a shared machine)
 #   OUT_DIR=target/compare
 #
 # A full run takes about 17 minutes with the defaults.

@@ -85,6 +85,12 @@ def render(opts, cells, results, idle, loadgen, started, loads):
                           for s in servers] for c in cells]
         out += ["### p99 latency (µs, median of runs, as measured by echopool bench)", "",
                 table(["cell"] + servers, rows), ""]
+        rows = [[c[0]] + [f"{median_of(results[c[0]][s], 'foreign'):.0%} / "
+                          f"{max(r['foreign'] for r in results[c[0]][s]):.0%}"
+                          if results[c[0]].get(s) else "–" for s in servers] for c in cells]
+        out += ["### Other work on the machine during the runs (share of the busier CPU taken by "
+                "processes outside the benchmark: median / worst run)", "",
+                table(["cell"] + servers, rows), ""]
         errors = [f"{c[0]} {s}: {sum(r['errors'] for r in runs)}" for c in cells
                   for s, runs in results[c[0]].items() if sum(r["errors"] for r in runs)]
         out += ["Errors counted by the load generator: " + (", ".join(errors) or "none") + ".", ""]
