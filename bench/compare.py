@@ -122,6 +122,22 @@ def children_cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
+FASTEST = {}  # the quickest calibration seen on each CPU in this session
+
+
+def host_slowdown(opts):
+    """How much slower a fixed piece of work runs on each CPU now than at its quickest in this
+    session (1.0 = as fast as ever); the larger of the two CPUs."""
+    worst = 1.0
+    for cpu in ("0", "1"):
+        out = subprocess.run(NICE + ["taskset", "-c", cpu, f"{opts.peers}/calibrate"],
+                             capture_output=True, text=True, timeout=30)
+        nanos = int(out.stdout.split()[0])
+        FASTEST[cpu] = min(FASTEST.get(cpu, nanos), nanos)
+        worst = max(worst, nanos / FASTEST[cpu])
+    return worst
+
+
 def run_throughput(opts, cell, name, log):
     """One measured run on a fresh server. Also measures how much of each CPU went to other
     work on this (shared) machine during the run: `foreign` is the larger of the two shares."""
@@ -129,6 +145,7 @@ def run_throughput(opts, cell, name, log):
     server = Server(server_command(opts, name, 128), log)
     try:
         bench(opts, server.addr, mode, connections, size, opts.warmup)
+        slow_before = host_slowdown(opts)
         before, cores_before, load_before = server.cpu_seconds(), busy_seconds(), children_cpu_seconds()
         started = time.monotonic()
         summary = bench(opts, server.addr, mode, connections, size, opts.seconds)
@@ -136,13 +153,14 @@ def run_throughput(opts, cell, name, log):
         cpu = server.cpu_seconds() - before
         load_cpu = children_cpu_seconds() - load_before
         cores = [after - first for after, first in zip(busy_seconds(), cores_before)]
+        slowdown = max(slow_before, host_slowdown(opts))
     finally:
         server.stop()
     foreign = max(cores[0] - cpu, cores[1] - load_cpu, 0) / wall
     ops = max(summary["messages"], 1)
     return {"value": summary[unit], "cpu_us_per_op": cpu * 1e6 / ops, "cpu_s": cpu,
             "p99_us": summary["latency_us"]["p99"], "errors": summary["errors"]["total"],
-            "foreign": foreign, "summary": summary}
+            "foreign": foreign, "slowdown": slowdown, "summary": summary}
 
 
 def run_idle(opts, name, log):
@@ -194,6 +212,8 @@ def main():
     # A run during which other processes took more than this share of either CPU is repeated
     # (up to TRIES times in all; the last try is kept and its share shown in the tables).
     opts.max_foreign = float(os.environ.get("MAX_FOREIGN", "0.05"))
+    # ... and so is a run during which the calibration work ran this much slower than its best.
+    opts.max_slowdown = float(os.environ.get("MAX_SLOWDOWN", "1.25"))
     opts.tries = int(os.environ.get("TRIES", "4"))
     opts.pause = float(os.environ.get("PAUSE_SECONDS", "3"))
     wanted_cells = os.environ.get("CELLS", "all")
@@ -226,9 +246,10 @@ def main():
                     except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as err:
                         say(f"{cell[0]} {name}: FAILED: {err}")
                         continue
-                    if run["foreign"] <= opts.max_foreign:
+                    if run["foreign"] <= opts.max_foreign and run["slowdown"] <= opts.max_slowdown:
                         break
-                    say(f"{cell[0]} {name}: other work took {run['foreign']:.0%} of a CPU; "
+                    say(f"{cell[0]} {name}: other work took {run['foreign']:.0%} of a CPU, the "
+                        f"host ran {run['slowdown']:.2f}× slower than its best; "
                         f"{'again' if attempt + 1 < opts.tries else 'kept, flagged'}")
                     time.sleep(opts.pause)
                 if run is None:
@@ -237,7 +258,8 @@ def main():
                 record("throughput", cell=cell[0], server=name, round=round_, **run)
                 say(f"{cell[0]} round {round_ + 1} {name}: {num(run['value'])} "
                     f"{UNIT_LABEL[cell[4]]}, {run['cpu_us_per_op']:.2f} CPU-µs/op, "
-                    f"{run['errors']} errors, {run['foreign']:.0%} foreign")
+                    f"{run['errors']} errors, {run['foreign']:.0%} foreign, "
+                    f"{run['slowdown']:.2f}× slowdown")
 
     idle = {}
     if not wanted or f"idle-{IDLE_CONNECTIONS}" in wanted:

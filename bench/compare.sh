@@ -12,6 +12,7 @@
 #   CELLS=all          comma-separated subset, e.g. rr-8x64,oneshot-1,idle-1000,loadgen
 #   SERVERS=all        comma-separated subset of echopool,thread-per-conn,mutex-pool,tokio,iterative
 #   MAX_FOREIGN=0.05   repeat a run when other processes took more than this share of a CPU
+#   MAX_SLOWDOWN=1.25  ... or when a calibration job ran this much slower than its best (busy host)
 #   TRIES=4           ... up to this many tries in all, PAUSE_SECONDS=3 apart (the last is kept)
 #   NICE=-10          priority of the servers and the load (other work on a shared machine)
 #   OUT_DIR=target/compare
@@ -27,6 +28,7 @@ echo "compare.sh: building echopool and the peers (release)" >&2
 timeout 1200 cargo build --release --bin echopool >&2
 (cd bench/peers && timeout 1200 cargo build --release >&2)
 
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the source tree
 exec timeout 3600 python3 bench/compare.py \
     --echopool target/release/echopool \
     --peers bench/peers/target/release \

@@ -91,6 +91,12 @@ def render(opts, cells, results, idle, loadgen, started, loads):
         out += ["### Other work on the machine during the runs (share of the busier CPU taken by "
                 "processes outside the benchmark: median / worst run)", "",
                 table(["cell"] + servers, rows), ""]
+        rows = [[c[0]] + [f"{median_of(results[c[0]][s], 'slowdown'):.2f} / "
+                          f"{max(r['slowdown'] for r in results[c[0]][s]):.2f}"
+                          if results[c[0]].get(s) else "–" for s in servers] for c in cells]
+        out += ["### Host speed during the runs (time of a fixed calibration job against its "
+                "quickest in this session; 1.00 = full speed: median / worst run)", "",
+                table(["cell"] + servers, rows), ""]
         errors = [f"{c[0]} {s}: {sum(r['errors'] for r in runs)}" for c in cells
                   for s, runs in results[c[0]].items() if sum(r["errors"] for r in runs)]
         out += ["Errors counted by the load generator: " + (", ".join(errors) or "none") + ".", ""]
@@ -105,8 +111,9 @@ def render(opts, cells, results, idle, loadgen, started, loads):
     if loadgen:
         rows = [[str(c), spread([r["value"] for r in runs["naive-client"]]),
                  spread([r["value"] for r in runs["echopool bench"]]),
-                 ratio(median_of(runs["echopool bench"], "value"), median_of(runs["naive-client"], "value"))]
+                 spread([b["value"] / n["value"] for b, n in zip(runs["echopool bench"], runs["naive-client"])])]
                 for c, runs in loadgen.items()]
         out += ["### Load generator check: rr 64 B against echopool serve (msg/s)", "",
-                table(["connections", "naive std client loop", "echopool bench", "bench ÷ naive"], rows), ""]
+                table(["connections", "naive std client loop", "echopool bench",
+                             "bench ÷ naive, same server and round"], rows), ""]
     return "\n".join(out)

@@ -63,6 +63,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         args.timeout,
     );
     let (tally, elapsed) = drive(&args, &ctl)?;
+    let mut tally = tally;
     let summary = Summary::new(
         Setup {
             mode: args.mode,
@@ -72,7 +73,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             warmup: args.warmup,
             requests: args.requests.map(|n| n.get()),
         },
-        &tally,
+        &mut tally,
         elapsed,
     );
     let mut out = io::stdout().lock();
@@ -165,7 +166,7 @@ fn drive(args: &BenchArgs, ctl: &Control) -> anyhow::Result<(Tally, Duration)> {
             let tally = handle
                 .join()
                 .map_err(|_| anyhow::anyhow!("a connection thread panicked"))?;
-            total.merge(&tally);
+            total.merge(tally);
         }
         // With --requests, the run ends when the last connection meets its share.
         let end = match (args.requests, total.finished) {

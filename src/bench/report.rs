@@ -64,10 +64,12 @@ pub struct Summary {
 
 impl Summary {
     /// Builds the summary of a run that measured `tally` over `elapsed`.
-    pub fn new(what: Setup, tally: &Tally, elapsed: Duration) -> Summary {
+    pub fn new(what: Setup, tally: &mut Tally, elapsed: Duration) -> Summary {
         let secs = elapsed.as_secs_f64().max(1e-9);
         let us = |nanos: u64| nanos as f64 / 1000.0;
-        let h = &tally.latency;
+        let (messages, bytes, connections, errors) =
+            (tally.messages, tally.bytes, tally.connections, tally.errors);
+        let h = tally.latency();
         Summary {
             mode: what.mode,
             addr: what.addr,
@@ -75,12 +77,12 @@ impl Summary {
             size: what.size,
             warmup_s: what.warmup.as_secs_f64(),
             duration_s: elapsed.as_secs_f64(),
-            messages: tally.messages,
-            connections_opened: tally.connections,
-            bytes: tally.bytes,
-            msgs_per_s: tally.messages as f64 / secs,
-            conns_per_s: tally.connections as f64 / secs,
-            mb_per_s: tally.bytes as f64 / secs / 1e6,
+            messages,
+            connections_opened: connections,
+            bytes,
+            msgs_per_s: messages as f64 / secs,
+            conns_per_s: connections as f64 / secs,
+            mb_per_s: bytes as f64 / secs / 1e6,
             latency_us: Latency {
                 p50: us(h.value_at_quantile(0.50)),
                 p90: us(h.value_at_quantile(0.90)),
@@ -89,9 +91,9 @@ impl Summary {
                 max: us(h.max()),
                 mean: h.mean() / 1000.0,
             },
-            errors: tally.errors,
+            errors,
             requests: what.requests,
-            complete: !matches!(what.requests, Some(goal) if tally.messages < goal),
+            complete: !matches!(what.requests, Some(goal) if messages < goal),
         }
     }
 

@@ -16,6 +16,9 @@ pub fn run(ctl: &Control, index: usize, quota: Option<u64>) -> Tally {
     let mut stream: Option<TcpStream> = None;
     let mut backoff = Duration::ZERO;
     let mut number = 0u64;
+    // One clock read per message: the end of one is the start of the next (what lies between is
+    // a few nanoseconds of bookkeeping).
+    let mut started = Instant::now();
     loop {
         let phase = ctl.phase();
         if phase == Phase::Stop {
@@ -28,6 +31,7 @@ pub fn run(ctl: &Control, index: usize, quota: Option<u64>) -> Tally {
                     if phase == Phase::Measure {
                         tally.connections += 1;
                     }
+                    started = Instant::now();
                     stream.insert(conn)
                 }
                 None => continue,
@@ -35,7 +39,6 @@ pub fn run(ctl: &Control, index: usize, quota: Option<u64>) -> Tally {
         };
         number += 1;
         payload.stamp(number);
-        let started = Instant::now();
         if let Err(err) = conn
             .write_all(payload.bytes())
             .and_then(|()| conn.read_exact(&mut echo))
@@ -44,7 +47,9 @@ pub fn run(ctl: &Control, index: usize, quota: Option<u64>) -> Tally {
             stream = None;
             continue;
         }
-        let latency = started.elapsed();
+        let now = Instant::now();
+        let latency = now - started;
+        started = now;
         if !payload.matches(&echo) {
             tally.error(ErrorKind::Mismatch);
             continue;
@@ -55,7 +60,7 @@ pub fn run(ctl: &Control, index: usize, quota: Option<u64>) -> Tally {
                 .0
                 .store(tally.messages, std::sync::atomic::Ordering::Relaxed);
             if quota.is_some_and(|q| tally.messages >= q) {
-                tally.finished = Some(Instant::now());
+                tally.finished = Some(now);
                 break;
             }
         }
