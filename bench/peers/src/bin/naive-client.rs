@@ -31,17 +31,8 @@ fn main() {
             .map(|_| {
                 let stop = &stop;
                 scope.spawn(move || {
-                    let mut conn = if std::env::var_os("NAIVE_CONNECT_TIMEOUT").is_some() {
-                        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect")
-                    } else {
-                        TcpStream::connect(addr).expect("connect")
-                    };
+                    let mut conn = TcpStream::connect(addr).expect("connect");
                     conn.set_nodelay(true).unwrap();
-                    if std::env::var_os("NAIVE_TIMEOUTS").is_some() {
-                        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                        conn.set_write_timeout(Some(Duration::from_secs(5)))
-                            .unwrap();
-                    }
                     let out = vec![7u8; size];
                     let mut back = vec![0u8; size];
                     let mut count = 0u64;
