@@ -125,7 +125,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Bytes each worker reads at a time (`16KiB`, `4096`); memory is this times the workers.
+    /// The most bytes a worker reads at a time (`16KiB`, `4096`). A worker's buffer starts at
+    /// 4 KiB and doubles while reads fill it, so idle and chatty connections cost a page.
     #[arg(long, value_name = "BYTES", default_value = "16KiB", value_parser = size_in(1, 64 << 20))]
     pub buffer_size: usize,
 
