@@ -10,9 +10,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod exhaustion;
+mod descriptors;
 mod flood;
 mod limits;
+mod memory;
 mod panics;
 mod shutdown;
 mod silent;
