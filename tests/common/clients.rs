@@ -11,18 +11,19 @@ use super::TIMEOUT;
 /// Connects to `addr` from `source` (any 127.x.y.z works on Linux loopback), with read and
 /// write timeouts of [`TIMEOUT`].
 pub fn connect_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .expect("create a client socket");
-    socket
-        .bind(&SockAddr::from(SocketAddr::new(source, 0)))
-        .unwrap_or_else(|err| panic!("bind a client socket to {source}: {err}"));
-    socket
-        .connect_timeout(&SockAddr::from(addr), TIMEOUT)
-        .unwrap_or_else(|err| panic!("connect from {source} to {addr}: {err}"));
+    try_connect_from(source, addr)
+        .unwrap_or_else(|err| panic!("connect from {source} to {addr}: {err}"))
+}
+
+/// Like [`connect_from`], returning the error (a refused connect, after a shutdown).
+pub fn try_connect_from(source: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.bind(&SockAddr::from(SocketAddr::new(source, 0)))?;
+    socket.connect_timeout(&SockAddr::from(addr), TIMEOUT)?;
     let stream = TcpStream::from(socket);
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
-    stream
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    Ok(stream)
 }
 
 /// Makes the next close of `stream` send a reset (RST) instead of a FIN, dropping whatever is

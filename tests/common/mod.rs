@@ -5,6 +5,7 @@
 pub mod clients;
 pub mod counters;
 pub mod procfs;
+pub mod talker;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -11,6 +11,7 @@
 mod common;
 
 mod descriptors;
+mod everything;
 mod flood;
 mod limits;
 mod memory;
