@@ -6,6 +6,10 @@
 //! ```
 //!
 //! `RELIABILITY.md` at the repository root summarises these cases; keep the two in step.
+//!
+//! Linux only: the cases read `/proc`, bind client sockets to 127.0.0.x sources, use
+//! `TCP_DEFER_ACCEPT` and `sh -c 'ulimit -n 64'`.
+#![cfg(target_os = "linux")]
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -83,7 +83,6 @@ fn max_per_ip_keeps_silent_connections_from_one_address_off_the_pool() {
     drop(silent);
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn defer_accept_keeps_silent_connections_from_reaching_the_server() {
     let server = Server::start(&["--workers", "4", "--defer-accept", "5s"]);
