@@ -118,7 +118,7 @@ fn out_of_descriptors_the_shutdown_timeout_still_closes_every_live_connection() 
     let live = loop {
         for (stream, echoed) in clients.iter().zip(echoed.iter_mut()).filter(|(_, e)| !**e) {
             stream.set_nonblocking(true).unwrap();
-            *echoed = match (&*stream).peek(&mut [0; 2]) {
+            *echoed = match stream.peek(&mut [0; 2]) {
                 Ok(2) => true,
                 Ok(_) => false, // half of it, or a close: the read after exit tells
                 Err(err) if err.kind() == ErrorKind::WouldBlock => false,
