@@ -11,7 +11,7 @@ use crate::common::procfs::{mib, rss_bytes};
 use crate::common::{round_trip, Server};
 use crate::report;
 
-/// The stream's size: 1 GiB (about a second in a debug build on a 2-core machine), or
+/// The stream's size: 1 GiB (1 to 6 s in a debug build on a busy 2-core machine), or
 /// `RELIABILITY_STREAM_MIB` mebibytes for a slower machine or a longer run.
 fn stream_size() -> u64 {
     let mib: u64 = std::env::var("RELIABILITY_STREAM_MIB")
