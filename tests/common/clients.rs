@@ -135,14 +135,9 @@ impl Pattern {
 }
 
 /// Sends `len` bytes of `pattern` from a writer thread while this thread reads the echo and
-/// checks it against the pattern as it arrives; `progress` sees the bytes echoed so far after
-/// each read. Returns the bytes echoed, all checked; panics at the first byte that differs.
-pub fn stream_pattern(
-    stream: TcpStream,
-    pattern: std::sync::Arc<Pattern>,
-    len: u64,
-    mut progress: impl FnMut(u64),
-) -> u64 {
+/// checks it against the pattern as it arrives. Returns the bytes echoed, all checked; panics
+/// at the first byte that differs.
+pub fn stream_pattern(stream: TcpStream, pattern: std::sync::Arc<Pattern>, len: u64) -> u64 {
     let mut writer = stream.try_clone().unwrap();
     let sending = std::sync::Arc::clone(&pattern);
     let sender = std::thread::spawn(move || {
@@ -172,7 +167,6 @@ pub fn stream_pattern(
             echoed + n as u64
         );
         echoed += n as u64;
-        progress(echoed);
     }
     sender.join().expect("the sender");
     echoed

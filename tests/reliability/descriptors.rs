@@ -1,8 +1,7 @@
 //! Out of file descriptors (`ulimit -n 64`): the accept loop backs off without spinning, and
 //! the server recovers, or shuts down on time, as if nothing had happened.
 
-use std::io::Write;
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};

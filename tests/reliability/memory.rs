@@ -45,7 +45,7 @@ fn a_large_stream_is_echoed_byte_exact_in_flat_memory() {
         })
     };
     let started = Instant::now();
-    let echoed = stream_pattern(server.connect(), Arc::new(Pattern::new(1)), size, |_| {});
+    let echoed = stream_pattern(server.connect(), Arc::new(Pattern::new(1)), size);
     let elapsed = started.elapsed();
     done.store(true, Ordering::SeqCst);
     let samples = sampler.join().unwrap();
