@@ -7,7 +7,7 @@ const INITIAL: usize = 4 << 10;
 /// it, so that a thousand idle workers cost a page each while a bulk stream still gets large
 /// reads after a few chunks. It never shrinks: a worker that has streamed once keeps its size.
 ///
-/// ```ignore
+/// ```text
 /// let mut buf = ReadBuffer::new(16 << 10);
 /// let read = stream.read(buf.space())?;
 /// session.data(&buf.space()[..read], out)?;
