@@ -125,7 +125,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Bytes each worker reads at a time (`16KiB`, `4096`); memory is this times the workers.
+    /// The most bytes a worker reads at a time (`16KiB`, `4096`). A worker's buffer starts at
+    /// 4 KiB and doubles while reads fill it, so idle and chatty connections cost a page.
     #[arg(long, value_name = "BYTES", default_value = "16KiB", value_parser = size_in(1, 64 << 20))]
     pub buffer_size: usize,
 
@@ -194,6 +195,7 @@ fn serve_examples() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         let argv = ["echopool", "serve"].iter().chain(args);
@@ -251,6 +253,77 @@ mod tests {
         let allow: Vec<String> = args.allow.iter().map(ToString::to_string).collect();
         assert_eq!(allow, ["10.0.0.0/8", "::1/128"]);
         assert_eq!(args.deny[0].to_string(), "10.9.0.0/16");
+    }
+
+    fn any_net() -> impl Strategy<Value = IpNet> {
+        prop_oneof![
+            (any::<u32>(), 0u8..=32).prop_map(|(a, p)| {
+                IpNet::new(std::net::IpAddr::from(a.to_be_bytes()), p).unwrap()
+            }),
+            (any::<u128>(), 0u8..=128).prop_map(|(a, p)| {
+                IpNet::new(std::net::IpAddr::from(a.to_be_bytes()), p).unwrap()
+            }),
+        ]
+    }
+
+    proptest! {
+        // Any text an operator (or a config template gone wrong) can pass to --allow/--deny:
+        // an error or a range, never a panic.
+        #[test]
+        fn cidr_parser_never_panics(text in "\\PC{0,48}") {
+            let _ = parse_cidr(&text);
+        }
+
+        // Valid ranges with one character inserted, removed or replaced: where a parser's
+        // edge cases are (a stray dot, a missing colon, a prefix of 33). Whatever parses
+        // must print as a range that parses back to itself.
+        #[test]
+        fn cidr_parser_never_panics_on_near_misses(
+            net in any_net(),
+            at in any::<usize>(),
+            edit in 0u8..3,
+            with in prop::sample::select(&b"0123456789abcdefABCDEF:./% -"[..]),
+        ) {
+            let mut text = net.to_string().into_bytes();
+            let at = at % (text.len() + 1);
+            match edit {
+                0 => text.insert(at, with),
+                1 if at < text.len() => { text.remove(at); }
+                _ if at < text.len() => text[at] = with,
+                _ => text.push(with),
+            }
+            let text = String::from_utf8(text).unwrap();
+            if let Ok(parsed) = parse_cidr(&text) {
+                prop_assert_eq!(parse_cidr(&parsed.to_string()), Ok(parsed));
+            }
+        }
+
+        // A range, written in any host form, parses to its network address and prefix;
+        // what it prints parses back to the same range; spaces around it do not matter.
+        #[test]
+        fn cidr_ranges_round_trip(net in any_net()) {
+            let parsed = parse_cidr(&net.to_string()).unwrap();
+            prop_assert_eq!(parsed, net.trunc());
+            prop_assert_eq!(parse_cidr(&parsed.to_string()), Ok(parsed));
+            prop_assert_eq!(parse_cidr(&format!(" {net} ")), Ok(parsed));
+            prop_assert!(parsed.contains(&net.addr()), "{} lost {}", parsed, net.addr());
+        }
+
+        // One address is the range of just that address.
+        #[test]
+        fn single_addresses_are_host_ranges(net in any_net()) {
+            let parsed = parse_cidr(&net.addr().to_string()).unwrap();
+            prop_assert_eq!(parsed.addr(), net.addr());
+            prop_assert_eq!(parsed.prefix_len(), parsed.max_prefix_len());
+        }
+
+        // A prefix longer than the address is refused, not clamped.
+        #[test]
+        fn overlong_prefixes_are_refused(net in any_net(), extra in 1u16..1000) {
+            let too_long = u16::from(net.max_prefix_len()) + extra;
+            let text = format!("{}/{}", net.addr(), too_long);
+            prop_assert!(parse_cidr(&text).is_err(), "{} was accepted", text);
+        }
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub struct Config {
     pub defer_accept: Option<Duration>,
     /// How long live connections may run after a shutdown begins before they are closed.
     pub shutdown_timeout: Duration,
-    /// Bytes each worker reads at a time.
+    /// The most bytes a worker reads at a time; its buffer starts smaller and grows to this.
     pub buffer_size: usize,
     /// Stack size of each worker thread.
     pub stack_size: usize,

@@ -10,6 +10,7 @@ use tracing::{debug, info, warn, Span};
 
 use super::listener;
 use super::per_ip::PerIpSlot;
+use super::read_buffer::ReadBuffer;
 use super::Shared;
 
 /// A connection accepted and waiting for a worker.
@@ -31,9 +32,9 @@ struct Moved {
     bytes_out: u64,
 }
 
-/// Serves `conn` to its end with `buf` as the read buffer. Never panics: a handler that panics
+/// Serves `conn` to its end, reading into the worker's `buf`. Never panics: a handler that panics
 /// costs only this connection.
-pub(crate) fn serve(conn: Accepted, buf: &mut [u8], shared: &Shared) {
+pub(crate) fn serve(conn: Accepted, buf: &mut ReadBuffer, shared: &Shared) {
     let Accepted {
         stream,
         info,
@@ -72,7 +73,7 @@ pub(crate) fn serve(conn: Accepted, buf: &mut [u8], shared: &Shared) {
 fn run(
     stream: TcpStream,
     info: &ConnInfo,
-    buf: &mut [u8],
+    buf: &mut ReadBuffer,
     shared: &Shared,
     started: Instant,
     moved: &mut Moved,
@@ -120,7 +121,7 @@ fn run(
 fn drive(
     session: &mut dyn Session,
     stream: &TcpStream,
-    buf: &mut [u8],
+    buf: &mut ReadBuffer,
     shared: &Shared,
     read_timeout: &mut ReadTimeout,
     moved: &mut Moved,
@@ -134,7 +135,7 @@ fn drive(
         if let Err(reason) = read_timeout.before_read(stream) {
             return reason;
         }
-        let read = match reader.read(buf) {
+        let read = match reader.read(buf.space()) {
             Ok(0) if shared.shutdown.is_forced() => return CloseReason::Shutdown,
             Ok(0) => break,
             Ok(read) => read,
@@ -147,9 +148,10 @@ fn drive(
             None => read,
         };
         moved.bytes_in += allowed as u64;
-        if let Err(err) = session.data(&buf[..allowed], &mut out) {
+        if let Err(err) = session.data(&buf.space()[..allowed], &mut out) {
             return failure(&err, "write failed", shared);
         }
+        buf.filled(read);
         if allowed < read {
             info!(
                 max_bytes = shared.limits.max_bytes,

@@ -41,6 +41,7 @@ mod listener;
 mod live;
 mod per_ip;
 mod pool;
+mod read_buffer;
 mod shutdown;
 mod stats;
 mod throttle;

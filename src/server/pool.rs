@@ -7,6 +7,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use threadpool::ThreadPool;
 
 use super::connection::{self, Accepted};
+use super::read_buffer::ReadBuffer;
 use super::Shared;
 
 /// `workers` threads, each running one long job: take a connection from the queue, serve it,
@@ -58,13 +59,11 @@ impl Pool {
 }
 
 fn work(queue: &Receiver<Accepted>, buffer_size: usize, shared: &Shared) {
-    // Allocated at the first connection, so idle workers cost no buffer memory.
-    let mut buf = Vec::new();
+    // Made at the first connection, so a worker that never serves costs no buffer memory.
+    let mut buf = None;
     for conn in queue {
         shared.stats.dequeued();
-        if buf.is_empty() {
-            buf = vec![0; buffer_size];
-        }
-        connection::serve(conn, &mut buf, shared);
+        let buf = buf.get_or_insert_with(|| ReadBuffer::new(buffer_size));
+        connection::serve(conn, buf, shared);
     }
 }

@@ -2,6 +2,11 @@
 //! read back from stdout, its stderr kept for assertions, and nothing that can wait forever.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod clients;
+pub mod counters;
+pub mod procfs;
+pub mod talker;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};

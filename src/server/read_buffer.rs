@@ -1,0 +1,72 @@
+//! A worker's read buffer: small while reads are small, growing while reads fill it.
+
+/// The size a buffer starts at: one page, all that an idle or chatty connection touches.
+const INITIAL: usize = 4 << 10;
+
+/// A read buffer that starts at one page and doubles, up to its maximum, whenever a read fills
+/// it, so that a thousand idle workers cost a page each while a bulk stream still gets large
+/// reads after a few chunks. It never shrinks: a worker that has streamed once keeps its size.
+///
+/// ```text
+/// let mut buf = ReadBuffer::new(16 << 10);
+/// let read = stream.read(buf.space())?;
+/// session.data(&buf.space()[..read], out)?;
+/// buf.filled(read);
+/// ```
+#[derive(Debug)]
+pub(crate) struct ReadBuffer {
+    bytes: Vec<u8>,
+    max: usize,
+}
+
+impl ReadBuffer {
+    /// A buffer that will grow to at most `max` bytes (at least 1).
+    pub(crate) fn new(max: usize) -> Self {
+        let max = max.max(1);
+        ReadBuffer {
+            bytes: vec![0; INITIAL.min(max)],
+            max,
+        }
+    }
+
+    /// Where the next read goes.
+    pub(crate) fn space(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    /// Records that a read returned `read` bytes; a full buffer doubles for the next read.
+    pub(crate) fn filled(&mut self, read: usize) {
+        if read == self.bytes.len() && self.bytes.len() < self.max {
+            let grown = (self.bytes.len() * 2).min(self.max);
+            self.bytes.resize(grown, 0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_by_doubling_while_full_up_to_the_maximum() {
+        let mut buf = ReadBuffer::new(20_000);
+        assert_eq!(buf.space().len(), 4096);
+        buf.filled(100);
+        assert_eq!(buf.space().len(), 4096, "a partial read does not grow it");
+        buf.filled(4096);
+        assert_eq!(buf.space().len(), 8192);
+        buf.filled(8192);
+        buf.filled(16384);
+        assert_eq!(buf.space().len(), 20_000);
+        buf.filled(20_000);
+        assert_eq!(buf.space().len(), 20_000);
+    }
+
+    #[test]
+    fn a_maximum_below_a_page_is_the_size() {
+        let mut buf = ReadBuffer::new(32);
+        assert_eq!(buf.space().len(), 32);
+        buf.filled(32);
+        assert_eq!(buf.space().len(), 32);
+    }
+}

@@ -1,0 +1,38 @@
+//! What `/proc` says about the server process: CPU time used and resident memory.
+
+use std::fs;
+use std::time::Duration;
+
+/// User plus system CPU time that process `pid` has used so far (`/proc/PID/stat`).
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // The command name (field 2) may hold spaces and parentheses; fields are counted after
+    // its closing parenthesis, where field 3 (state) comes first.
+    let after_name = &stat[stat.rfind(')').expect("a comm field") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    assert!(per_second > 0, "sysconf(_SC_CLK_TCK)");
+    Duration::from_secs_f64(ticks as f64 / per_second as f64)
+}
+
+/// Resident memory of process `pid` in bytes (`VmRSS` in `/proc/PID/status`).
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .expect("a VmRSS line");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("VmRSS in kB");
+    kib * 1024
+}
+
+/// Bytes as MiB with one decimal, for outcome lines.
+pub fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
