@@ -70,6 +70,13 @@ pub struct BenchArgs {
     #[arg(short, long, value_name = "DUR", default_value = "5s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
 
+    /// In `oneshot` mode against a 127.0.0.0/8 address, connect from one source address (the kernel's choice). By default
+    /// connections take turns among the source addresses 127.0.0.2–254: Linux reuses the port
+    /// of a closed connection only about a second later, which caps a single source address at
+    /// roughly the ephemeral port range per second (~14k connections/s), whatever the server.
+    #[arg(long)]
+    pub one_source: bool,
+
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,

@@ -1,10 +1,13 @@
 //! What the driving thread and the connection threads share: the phase of the run, the target,
 //! and one live message counter per connection for the progress bar.
 
+use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::thread;
 use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 use super::tally::{ErrorKind, Tally};
 
@@ -40,6 +43,9 @@ pub struct Control {
     pub io_timeout: Duration,
     /// Messages recorded so far, per connection.
     pub progress: Box<[PaddedCounter]>,
+    /// Whether `oneshot` connections take turns among loopback source addresses
+    /// (see [`loopback_source`]).
+    pub spread_sources: bool,
 }
 
 impl Control {
@@ -58,6 +64,7 @@ impl Control {
             connect_timeout,
             io_timeout,
             progress: (0..connections).map(|_| PaddedCounter::default()).collect(),
+            spread_sources: false,
         }
     }
 
@@ -83,17 +90,21 @@ impl Control {
             .sum()
     }
 
-    /// Opens a connection to the target with TCP_NODELAY and the I/O timeouts set, or counts
-    /// the failure and sleeps a little (`backoff`, doubled up to 100 ms, reset on success) so
-    /// that a dead server is not hammered in a busy loop.
-    pub fn connect(&self, tally: &mut Tally, backoff: &mut Duration) -> Option<TcpStream> {
-        let opened =
-            TcpStream::connect_timeout(&self.target, self.connect_timeout).and_then(|stream| {
-                stream.set_nodelay(true)?;
-                stream.set_read_timeout(Some(self.io_timeout))?;
-                stream.set_write_timeout(Some(self.io_timeout))?;
-                Ok(stream)
-            });
+    /// Opens a connection to the target (from `source`, if given) with TCP_NODELAY and the I/O
+    /// timeouts set, or counts the failure and sleeps a little (`backoff`, doubled up to
+    /// 100 ms, reset on success) so that a dead server is not hammered in a busy loop.
+    pub fn connect(
+        &self,
+        source: Option<SocketAddr>,
+        tally: &mut Tally,
+        backoff: &mut Duration,
+    ) -> Option<TcpStream> {
+        let opened = open(self.target, source, self.connect_timeout).and_then(|stream| {
+            stream.set_nodelay(true)?;
+            stream.set_read_timeout(Some(self.io_timeout))?;
+            stream.set_write_timeout(Some(self.io_timeout))?;
+            Ok(stream)
+        });
         match opened {
             Ok(stream) => {
                 *backoff = Duration::ZERO;
@@ -109,5 +120,64 @@ impl Control {
                 None
             }
         }
+    }
+}
+
+/// The source address for the `n`th short connection to `target`: on a 127.0.0.0/8 target, one
+/// of 127.0.0.2–127.0.0.254 in turn; otherwise `None` (the kernel chooses).
+///
+/// Linux reuses the port of a connection this side closed (in TIME_WAIT) only about a second
+/// later, so one source address caps a connect-close loop at roughly the port range per
+/// second (about 14,000 connections/s here), whatever the server. Spreading the sources lifts
+/// that cap; on loopback every 127/8 address is local.
+pub fn loopback_source(target: SocketAddr, n: u64) -> Option<SocketAddr> {
+    match target {
+        SocketAddr::V4(v4) if v4.ip().is_loopback() => {
+            let last = 2 + (n % 253) as u8;
+            Some(SocketAddr::from(([127, 0, 0, last], 0)))
+        }
+        _ => None,
+    }
+}
+
+fn open(
+    target: SocketAddr,
+    source: Option<SocketAddr>,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect_timeout(&target, timeout);
+    };
+    let socket = Socket::new(
+        Domain::for_address(target),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.bind(&source.into())?;
+    socket.connect_timeout(&target.into(), timeout)?;
+    Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_spread_only_on_ipv4_loopback() {
+        let local: SocketAddr = "127.0.0.1:7007".parse().unwrap();
+        assert_eq!(
+            loopback_source(local, 0),
+            Some("127.0.0.2:0".parse().unwrap())
+        );
+        assert_eq!(
+            loopback_source(local, 252),
+            Some("127.0.0.254:0".parse().unwrap())
+        );
+        assert_eq!(
+            loopback_source(local, 253),
+            Some("127.0.0.2:0".parse().unwrap())
+        );
+        assert_eq!(loopback_source("[::1]:7007".parse().unwrap(), 0), None);
+        assert_eq!(loopback_source("10.0.0.1:7007".parse().unwrap(), 0), None);
     }
 }

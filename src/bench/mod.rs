@@ -55,13 +55,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(addrs[0]),
     };
     let connections = args.connections.get();
-    let ctl = Control::new(
+    let mut ctl = Control::new(
         target,
         args.size,
         connections,
         args.connect_timeout,
         args.timeout,
     );
+    ctl.spread_sources = args.mode == Mode::Oneshot && !args.one_source;
     let (tally, elapsed) = drive(&args, &ctl)?;
     let mut tally = tally;
     let summary = Summary::new(

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::control::{Control, Phase};
+use super::control::{loopback_source, Control, Phase};
 use super::payload::Payload;
 use super::tally::{ErrorKind, Tally};
 
@@ -20,7 +20,13 @@ pub fn run(ctl: &Control, index: usize, quota: Option<u64>) -> Tally {
         number += 1;
         payload.stamp(number);
         let started = Instant::now();
-        let Some(mut conn) = ctl.connect(&mut tally, &mut backoff) else {
+        let source = if ctl.spread_sources {
+            // Each loop starts at its own place in the cycle, so loops do not move in step.
+            loopback_source(ctl.target, number.wrapping_add(index as u64 * 31))
+        } else {
+            None
+        };
+        let Some(mut conn) = ctl.connect(source, &mut tally, &mut backoff) else {
             continue;
         };
         let exchanged = conn

@@ -26,7 +26,7 @@ pub fn run(ctl: &Control, index: usize, quota: Option<u64>) -> Tally {
         }
         let conn = match &mut stream {
             Some(conn) => conn,
-            None => match ctl.connect(&mut tally, &mut backoff) {
+            None => match ctl.connect(None, &mut tally, &mut backoff) {
                 Some(conn) => {
                     if phase == Phase::Measure {
                         tally.connections += 1;

@@ -27,7 +27,7 @@ pub fn run(ctl: &Control, index: usize, quota: Option<u64>) -> Tally {
     let mut backoff = Duration::ZERO;
     let window = (WINDOW_BYTES / ctl.size).clamp(2, 256);
     while ctl.phase() != Phase::Stop {
-        let Some(conn) = ctl.connect(&mut tally, &mut backoff) else {
+        let Some(conn) = ctl.connect(None, &mut tally, &mut backoff) else {
             continue;
         };
         if ctl.phase() == Phase::Measure {
