@@ -64,6 +64,7 @@ pub fn config_from(args: &ServeArgs) -> Config {
         shutdown_timeout: args.shutdown_timeout,
         buffer_size: args.buffer_size,
         stack_size: args.stack_size,
+        read_spin: args.read_spin,
         ..Config::default()
     }
 }
