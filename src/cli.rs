@@ -130,6 +130,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value = "16KiB", value_parser = size_in(1, 64 << 20))]
     pub buffer_size: usize,
 
+    /// How many times a worker that has just answered polls its connection for the next
+    /// message, yielding the core between polls, before it blocks. Spares a busy server a
+    /// sleep and a wake-up per message; adapts per connection, so a quiet one costs a poll a
+    /// message. `0` = always block at once (least CPU when the server shares its cores).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub read_spin: u32,
+
     /// Stack size of each worker thread. Only the pages a worker touches become resident, so this
     /// bounds address space rather than memory; handlers that recurse deeply may need more.
     #[arg(long, value_name = "BYTES", default_value = "256KiB", value_parser = size_in(64 << 10, 1 << 30))]

@@ -28,12 +28,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Handlers first: whoever reads the `listening on` line may signal at once.
     let signals = SignalThread::start(server.shutdown_handle(), server.stats())
         .context("cannot install the signal handlers")?;
-    let mut stdout = std::io::stdout().lock();
-    for addr in server.local_addrs() {
-        writeln!(stdout, "listening on {addr}")?;
-    }
-    stdout.flush()?;
-    drop(stdout);
+    announce(&server.local_addrs());
     tracing::info!(
         workers = args.workers.get(),
         handler = %args.handler,
@@ -42,6 +37,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     server.run();
     signals.stop();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints one `listening on IP:PORT` line per listener and flushes at once. A reader that has
+/// gone away (a closed pipe) does not stop the server: it is serving already.
+fn announce(addrs: &[std::net::SocketAddr]) {
+    let mut stdout = std::io::stdout().lock();
+    let written = addrs
+        .iter()
+        .try_for_each(|addr| writeln!(stdout, "listening on {addr}"))
+        .and_then(|()| stdout.flush());
+    if let Err(err) = written {
+        tracing::warn!(error = %err, "cannot print the listening addresses to stdout");
+    }
 }
 
 /// The server configuration that the flags describe.
@@ -64,6 +72,7 @@ pub fn config_from(args: &ServeArgs) -> Config {
         shutdown_timeout: args.shutdown_timeout,
         buffer_size: args.buffer_size,
         stack_size: args.stack_size,
+        read_spin: args.read_spin,
         ..Config::default()
     }
 }

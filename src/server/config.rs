@@ -58,6 +58,9 @@ pub struct Config {
     /// for up to this long, so silent connects never reach the queue. Only for handlers whose
     /// clients speak first. `None` = off.
     pub defer_accept: Option<Duration>,
+    /// The most times a worker polls its connection (yielding the core between polls) before
+    /// it blocks waiting for the next message; `0` always blocks at once. See `read_spin.rs`.
+    pub read_spin: u32,
     /// How long live connections may run after a shutdown begins before they are closed.
     pub shutdown_timeout: Duration,
     /// The most bytes a worker reads at a time; its buffer starts smaller and grows to this.
@@ -82,6 +85,7 @@ impl Default for Config {
             access: AccessPolicy::default(),
             max_per_ip: None,
             defer_accept: None,
+            read_spin: 64,
             shutdown_timeout: Duration::from_secs(10),
             buffer_size: 16 << 10,
             stack_size: 256 << 10,

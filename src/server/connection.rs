@@ -11,6 +11,7 @@ use tracing::{debug, info, warn, Span};
 use super::listener;
 use super::per_ip::PerIpSlot;
 use super::read_buffer::ReadBuffer;
+use super::read_spin::ReadSpin;
 use super::Shared;
 
 /// A connection accepted and waiting for a worker.
@@ -127,6 +128,7 @@ fn drive(
     moved: &mut Moved,
 ) -> CloseReason {
     let mut reader = stream;
+    let mut spin = ReadSpin::new(shared.limits.read_spin);
     let mut out = CountingWriter {
         stream,
         written: &mut moved.bytes_out,
@@ -135,7 +137,15 @@ fn drive(
         if let Err(reason) = read_timeout.before_read(stream) {
             return reason;
         }
-        let read = match reader.read(buf.space()) {
+        let result = match spin.poll(stream, buf.space()) {
+            Some(polled) => polled,
+            None => {
+                let blocked = reader.read(buf.space());
+                spin.blocked_read_returned();
+                blocked
+            }
+        };
+        let read = match result {
             Ok(0) if shared.shutdown.is_forced() => return CloseReason::Shutdown,
             Ok(0) => break,
             Ok(read) => read,

@@ -42,6 +42,7 @@ mod live;
 mod per_ip;
 mod pool;
 mod read_buffer;
+mod read_spin;
 mod shutdown;
 mod stats;
 mod throttle;
@@ -104,6 +105,7 @@ pub(crate) struct Limits {
     pub(crate) max_duration: Option<Duration>,
     pub(crate) max_bytes: Option<u64>,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) read_spin: u32,
 }
 
 impl Limits {
@@ -124,6 +126,7 @@ impl Limits {
             max_duration: nonzero(config.max_duration),
             max_bytes: config.max_bytes,
             shutdown_timeout: config.shutdown_timeout,
+            read_spin: config.read_spin,
         }
     }
 }

@@ -121,22 +121,23 @@ impl Stats {
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             accepted: self.accepted.load(Relaxed),
-            rejected: RejectReason::ALL
-                .iter()
-                .zip(&self.rejected)
-                .map(|(reason, count)| (*reason, count.load(Relaxed)))
-                .collect(),
+            rejected: load_each(&RejectReason::ALL, &self.rejected),
             queued: self.queued.load(Relaxed),
             active: self.active.load(Relaxed),
-            closed: REASONS
-                .iter()
-                .zip(&self.closed)
-                .map(|(reason, count)| (*reason, count.load(Relaxed)))
-                .collect(),
+            closed: load_each(&REASONS, &self.closed),
             bytes_in: self.bytes_in.load(Relaxed),
             bytes_out: self.bytes_out.load(Relaxed),
         }
     }
+}
+
+/// Pairs each reason with its counter's value now.
+fn load_each<R: Copy>(reasons: &[R], counters: &[AtomicU64]) -> Vec<(R, u64)> {
+    reasons
+        .iter()
+        .zip(counters)
+        .map(|(reason, count)| (*reason, count.load(Relaxed)))
+        .collect()
 }
 
 /// Decrements the active count when dropped.
