@@ -137,7 +137,8 @@ fn drive(
         if let Err(reason) = read_timeout.before_read(stream) {
             return reason;
         }
-        let result = match spin.poll(stream, buf.space()) {
+        let crowded = shared.stats.active_now() > shared.limits.read_spin_max_active;
+        let result = match spin.poll(stream, buf.space(), crowded) {
             Some(polled) => polled,
             None => {
                 let blocked = reader.read(buf.space());
