@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of `echopool serve` against its peers (see BENCHMARKS.md).
+#
+# Builds echopool and bench/peers in release, then runs bench/compare.py, which starts each
+# server pinned to CPU 0 and the load generator pinned to CPU 1, interleaves the servers round by
+# round, and writes markdown tables of medians to $OUT_DIR/compare.md (raw runs in runs.jsonl).
+#
+# Environment (all optional):
+#   CELL_SECONDS=5     measured seconds per run          (CELL_SECONDS=0.5 for a smoke run)
+#   WARMUP_SECONDS=1   unmeasured load before each run
+#   ROUNDS=3           runs per server per cell (A B A B ...)
+#   CELLS=all          comma-separated subset, e.g. rr-8x64,oneshot-1,idle-1000,loadgen
+#   SERVERS=all        comma-separated subset of echopool,thread-per-conn,mutex-pool,tokio,iterative
+#   MAX_FOREIGN=0.05   repeat a run when other processes took more than this share of a CPU
+#   MAX_SLOWDOWN=1.25  ... or when a calibration job ran this much slower than its best (busy host)
+#   TRIES=4           ... up to this many tries in all, PAUSE_SECONDS=3 apart (the last is kept)
+#   NICE=-10          priority of the servers and the load (other work on a shared machine)
+#   OUT_DIR=target/compare
+#
+# A full run takes about 17 minutes with the defaults.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v taskset >/dev/null || { echo "compare.sh: needs taskset (util-linux)" >&2; exit 1; }
+[ "$(nproc --all)" -ge 2 ] || { echo "compare.sh: needs at least 2 CPUs" >&2; exit 1; }
+
+echo "compare.sh: building echopool and the peers (release)" >&2
+timeout 1200 cargo build --release --bin echopool >&2
+(cd bench/peers && timeout 1200 cargo build --release >&2)
+
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the source tree
+exec timeout 3600 python3 bench/compare.py \
+    --echopool target/release/echopool \
+    --peers bench/peers/target/release \
+    --out-dir "${OUT_DIR:-target/compare}"

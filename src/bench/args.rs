@@ -1,0 +1,155 @@
+//! The flags of `echopool bench`.
+
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use crate::client::addr::parse_host_port;
+use crate::client::DEFAULT_ADDR;
+use crate::duration_arg::{parse_duration, parse_positive_duration};
+use crate::size_arg::size_in;
+
+/// The most connections one run opens: each costs a thread and a latency histogram
+/// (about 220 KiB at three significant digits).
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// The largest `rr`/`oneshot` message: the whole echo must fit in the socket buffers while the
+/// client is still writing, since one thread writes the message before it reads any of it.
+pub const MAX_MESSAGE: usize = 64 << 10;
+
+/// How long a `--requests` run may take when `--duration` does not say.
+pub const REQUESTS_TIME_CAP: Duration = Duration::from_secs(300);
+
+/// Flags of `echopool bench`.
+#[derive(Debug, Clone, Args)]
+#[command(after_long_help = bench_examples())]
+pub struct BenchArgs {
+    /// The server, as HOST:PORT (`localhost:7007`, `[::1]:7007`).
+    #[arg(short, long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR,
+          value_parser = parse_host_port)]
+    pub addr: String,
+
+    /// The load pattern.
+    #[arg(short, long, value_enum, default_value_t = Mode::Rr)]
+    pub mode: Mode,
+
+    /// Concurrent connections (`rr`, `stream`) or connect-send-receive-close loops (`oneshot`);
+    /// each runs on its own thread.
+    #[arg(short, long, value_name = "C", default_value = "8",
+          value_parser = connections_in_range)]
+    pub connections: NonZeroUsize,
+
+    /// Bytes per message (`64`, `4KiB`); in `stream` mode, the size of each chunk written. At
+    /// most 64 KiB in `rr` and `oneshot`.
+    #[arg(short, long, value_name = "BYTES", default_value = "64", value_parser = size_in(1, 16 << 20))]
+    pub size: usize,
+
+    /// How long to measure (after the warmup) [default: 10s, or with --requests a 5m cap].
+    #[arg(short, long, value_name = "DUR", value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+
+    /// Stop after this many messages in all (round trips in `rr`, connections in `oneshot`,
+    /// chunks in `stream`), shared evenly among the connections; `--duration` still caps the
+    /// time.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub requests: Option<NonZeroU64>,
+
+    /// Run the load this long before measuring, so that the server's threads, caches and the
+    /// TCP windows are warm; nothing from the warmup is counted except errors.
+    #[arg(short, long, value_name = "DUR", default_value = "0", value_parser = parse_duration)]
+    pub warmup: Duration,
+
+    /// How long each connect may take before it counts as a `connect` error.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_positive_duration)]
+    pub connect_timeout: Duration,
+
+    /// How long a read or write may stall before it counts as a `timeout` error (the
+    /// connection is then replaced); also bounds how long stopping can take.
+    #[arg(short, long, value_name = "DUR", default_value = "5s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    /// In `oneshot` mode against a 127.0.0.0/8 address, connect from one source address (the kernel's choice). By default
+    /// connections take turns among the source addresses 127.0.0.2–254: Linux reuses the port
+    /// of a closed connection only about a second later, which caps a single source address at
+    /// roughly the ephemeral port range per second (~14k connections/s), whatever the server.
+    #[arg(long)]
+    pub one_source: bool,
+
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The load pattern of `--mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Request-response: each connection writes a message, reads the whole echo, repeats.
+    Rr,
+    /// The textbook client in a loop: connect, send, receive the echo, close.
+    Oneshot,
+    /// Each connection writes continuously while a second thread reads the echo back.
+    Stream,
+}
+
+impl Mode {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Rr => "rr",
+            Mode::Oneshot => "oneshot",
+            Mode::Stream => "stream",
+        }
+    }
+}
+
+impl BenchArgs {
+    /// Checks what clap cannot check flag by flag.
+    ///
+    /// # Errors
+    /// A message naming the flag, for a `--size` over [`MAX_MESSAGE`] outside `stream` mode.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.mode != Mode::Stream && self.size > MAX_MESSAGE {
+            return Err(format!(
+                "--size {} is over {MAX_MESSAGE} bytes, the most a {} message may be; use \
+                 --mode stream for larger transfers",
+                self.size,
+                self.mode.name()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The measuring time limit: `--duration`, else 10 s, else with `--requests` a generous cap.
+    pub fn time_limit(&self) -> Duration {
+        match (self.duration, self.requests) {
+            (Some(duration), _) => duration,
+            (None, None) => Duration::from_secs(10),
+            (None, Some(_)) => REQUESTS_TIME_CAP,
+        }
+    }
+}
+
+fn connections_in_range(text: &str) -> Result<NonZeroUsize, String> {
+    let hint = format!("expected a number from 1 to {MAX_CONNECTIONS}");
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_CONNECTIONS).contains(&n) => Ok(NonZeroUsize::new(n).expect("n >= 1")),
+        _ => Err(hint),
+    }
+}
+
+fn bench_examples() -> &'static str {
+    "Examples:
+  echopool bench                                      # rr, 8 connections x 64 B, 10 s
+  echopool bench -m rr -c 64 -s 4KiB -d 30s -w 2s     # 64 connections, 4 KiB messages
+  echopool bench -m oneshot -c 8 -n 100000            # 100k connect-send-receive-close
+  echopool bench -m stream -c 4 -s 64KiB --json | jq .mb_per_s
+
+Every echoed byte is checked; a wrong byte counts as a `mismatch` error. Connect failures,
+resets, early closes and stalls are counted and the connection is replaced; they never stop the
+run. Latency is measured per message (per connection in oneshot: connect to last byte) into an
+HDR histogram. MB/s counts echoed payload one way, in 10^6 bytes. Exit status: 0 when at least
+one message completed, 1 otherwise (the summary is printed either way), 2 for a usage error."
+}
