@@ -129,6 +129,7 @@ fn drive(
 ) -> CloseReason {
     let mut reader = stream;
     let mut spin = ReadSpin::new(shared.limits.read_spin);
+    let mut last_read_full = false;
     let mut out = CountingWriter {
         stream,
         written: &mut moved.bytes_out,
@@ -137,7 +138,8 @@ fn drive(
         if let Err(reason) = read_timeout.before_read(stream) {
             return reason;
         }
-        let result = match spin.poll(stream, buf.space()) {
+        let crowded = shared.stats.active_now() > shared.limits.read_spin_max_active;
+        let result = match spin.poll(stream, buf.space(), crowded, last_read_full) {
             Some(polled) => polled,
             None => {
                 let blocked = reader.read(buf.space());
@@ -161,7 +163,7 @@ fn drive(
         if let Err(err) = session.data(&buf.space()[..allowed], &mut out) {
             return failure(&err, "write failed", shared);
         }
-        buf.filled(read);
+        last_read_full = buf.filled(read);
         if allowed < read {
             info!(
                 max_bytes = shared.limits.max_bytes,

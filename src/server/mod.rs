@@ -106,6 +106,8 @@ pub(crate) struct Limits {
     pub(crate) max_bytes: Option<u64>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) read_spin: u32,
+    /// Above this many active connections the workers do not poll (see `read_spin.rs`).
+    pub(crate) read_spin_max_active: u64,
 }
 
 impl Limits {
@@ -127,6 +129,8 @@ impl Limits {
             max_bytes: config.max_bytes,
             shutdown_timeout: config.shutdown_timeout,
             read_spin: config.read_spin,
+            read_spin_max_active: 16
+                * thread::available_parallelism().map_or(1, |n| n.get()) as u64,
         }
     }
 }

@@ -35,11 +35,14 @@ impl ReadBuffer {
     }
 
     /// Records that a read returned `read` bytes; a full buffer doubles for the next read.
-    pub(crate) fn filled(&mut self, read: usize) {
-        if read == self.bytes.len() && self.bytes.len() < self.max {
+    /// Returns whether the read filled the buffer (so more is probably waiting).
+    pub(crate) fn filled(&mut self, read: usize) -> bool {
+        let full = read == self.bytes.len();
+        if full && self.bytes.len() < self.max {
             let grown = (self.bytes.len() * 2).min(self.max);
             self.bytes.resize(grown, 0);
         }
+        full
     }
 }
 

@@ -110,6 +110,11 @@ impl Stats {
         ActiveGuard(self)
     }
 
+    /// Connections being served now.
+    pub(crate) fn active_now(&self) -> u64 {
+        self.active.load(Relaxed)
+    }
+
     pub(crate) fn closed(&self, reason: CloseReason, bytes_in: u64, bytes_out: u64) {
         let index = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
         self.closed[index].fetch_add(1, Relaxed);
