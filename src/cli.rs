@@ -126,7 +126,7 @@ pub struct ServeArgs {
     pub shutdown_timeout: Duration,
 
     /// The most bytes a worker reads at a time (`16KiB`, `4096`). A worker's buffer starts at
-    /// 4 KiB and doubles while reads fill it, so idle and chatty connections cost a page.
+    /// 512 bytes and doubles while reads fill it, so idle and chatty connections cost little.
     #[arg(long, value_name = "BYTES", default_value = "16KiB", value_parser = size_in(1, 64 << 20))]
     pub buffer_size: usize,
 

@@ -1,11 +1,12 @@
 //! A worker's read buffer: small while reads are small, growing while reads fill it.
 
-/// The size a buffer starts at: one page, all that an idle or chatty connection touches.
-const INITIAL: usize = 4 << 10;
+/// The size a buffer starts at: enough for a short message, and small enough that a thousand
+/// idle workers hold half a MiB of buffers between them.
+const INITIAL: usize = 512;
 
-/// A read buffer that starts at one page and doubles, up to its maximum, whenever a read fills
-/// it, so that a thousand idle workers cost a page each while a bulk stream still gets large
-/// reads after a few chunks. It never shrinks: a worker that has streamed once keeps its size.
+/// A read buffer that starts small and doubles, up to its maximum, whenever a read fills it, so
+/// that a thousand idle workers cost little while a bulk stream still gets large reads after a
+/// few chunks. It never shrinks: a worker that has streamed once keeps its size.
 ///
 /// ```text
 /// let mut buf = ReadBuffer::new(16 << 10);
@@ -52,21 +53,23 @@ mod tests {
 
     #[test]
     fn grows_by_doubling_while_full_up_to_the_maximum() {
-        let mut buf = ReadBuffer::new(20_000);
+        let mut buf = ReadBuffer::new(5_000);
+        assert_eq!(buf.space().len(), 512);
+        assert!(!buf.filled(100));
+        assert_eq!(buf.space().len(), 512, "a partial read does not grow it");
+        assert!(buf.filled(512));
+        assert_eq!(buf.space().len(), 1024);
+        buf.filled(1024);
+        buf.filled(2048);
         assert_eq!(buf.space().len(), 4096);
-        buf.filled(100);
-        assert_eq!(buf.space().len(), 4096, "a partial read does not grow it");
         buf.filled(4096);
-        assert_eq!(buf.space().len(), 8192);
-        buf.filled(8192);
-        buf.filled(16384);
-        assert_eq!(buf.space().len(), 20_000);
-        buf.filled(20_000);
-        assert_eq!(buf.space().len(), 20_000);
+        assert_eq!(buf.space().len(), 5_000);
+        assert!(buf.filled(5_000), "full, though it cannot grow");
+        assert_eq!(buf.space().len(), 5_000);
     }
 
     #[test]
-    fn a_maximum_below_a_page_is_the_size() {
+    fn a_maximum_below_the_initial_size_is_the_size() {
         let mut buf = ReadBuffer::new(32);
         assert_eq!(buf.space().len(), 32);
         buf.filled(32);
