@@ -61,3 +61,21 @@ pub fn bind(addr: SocketAddr) -> TcpListener {
     announce(&listener);
     listener
 }
+
+/// The blocking echo every thread-based peer runs on a connection: TCP_NODELAY, a
+/// [`BUFFER`]-byte buffer, read and write back until end of stream or an error.
+pub fn serve(mut conn: std::net::TcpStream) {
+    use std::io::Read;
+    let _ = conn.set_nodelay(true);
+    let mut buf = vec![0u8; BUFFER];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -2,8 +2,6 @@
 //! share one `Mutex<Receiver<Job>>`, each job serves one connection to its end. The guard is
 //! dropped before the job runs, as the Book's corrected version does.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
@@ -41,26 +39,11 @@ impl ThreadPool {
     }
 }
 
-fn serve(mut conn: TcpStream) {
-    let _ = conn.set_nodelay(true);
-    let mut buf = vec![0u8; echopool_peers::BUFFER];
-    loop {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if conn.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
 fn main() {
     let args = echopool_peers::args("mutex-pool");
     let pool = ThreadPool::new(args.workers);
     let listener = echopool_peers::bind(args.addr);
     for conn in listener.incoming().flatten() {
-        pool.execute(move || serve(conn));
+        pool.execute(move || echopool_peers::serve(conn));
     }
 }
