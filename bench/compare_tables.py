@@ -85,15 +85,17 @@ def render(opts, cells, results, idle, loadgen, started, loads):
                           for s in servers] for c in cells]
         out += ["### p99 latency (µs, median of runs, as measured by echopool bench)", "",
                 table(["cell"] + servers, rows), ""]
-        rows = [[c[0]] + [f"{median_of(results[c[0]][s], 'foreign'):.0%} / "
-                          f"{max(r['foreign'] for r in results[c[0]][s]):.0%}"
-                          if results[c[0]].get(s) else "–" for s in servers] for c in cells]
+        def median_and_worst(key, fmt):
+            """Rows of `median / worst run` of one per-run measure, per cell and server."""
+            return [[c[0]] + [f"{median_of(results[c[0]][s], key):{fmt}} / "
+                              f"{max(r[key] for r in results[c[0]][s]):{fmt}}"
+                              if results[c[0]].get(s) else "–" for s in servers] for c in cells]
+
+        rows = median_and_worst("foreign", ".0%")
         out += ["### Other work on the machine during the runs (share of the busier CPU taken by "
                 "processes outside the benchmark: median / worst run)", "",
                 table(["cell"] + servers, rows), ""]
-        rows = [[c[0]] + [f"{median_of(results[c[0]][s], 'slowdown'):.2f} / "
-                          f"{max(r['slowdown'] for r in results[c[0]][s]):.2f}"
-                          if results[c[0]].get(s) else "–" for s in servers] for c in cells]
+        rows = median_and_worst("slowdown", ".2f")
         out += ["### Host speed during the runs (time of a fixed calibration job against its "
                 "quickest in this session; 1.00 = full speed: median / worst run)", "",
                 table(["cell"] + servers, rows), ""]
