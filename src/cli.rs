@@ -1,16 +1,18 @@
 //! The command line: `echopool serve | client | bench`.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::time::Duration;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use echopool_handlers::Registry;
+use echopool::handlers::{Handler, Registry};
+use echopool::server::{Config, Overflow};
 use ipnet::IpNet;
 
-use crate::duration_arg::parse_duration;
-use crate::server::Overflow;
-use crate::size_arg::{parse_size, size_in};
+use crate::client::addr::{parse_host_port, resolve};
+use crate::duration_arg::{parse_duration_arg, parse_duration_limit, DurationArg, Limit};
+use crate::size_arg::{byte_size_in, parse_size_limit, ByteSize};
 
 /// A blocking thread-pool TCP server with plugin handlers, its client and a load generator.
 #[derive(Debug, Parser)]
@@ -38,27 +40,31 @@ pub enum Command {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// The default number of workers; see [`ServeArgs::workers`].
-pub const DEFAULT_WORKERS: usize = 256;
+/// The server's defaults, which the flags' defaults are.
+fn default() -> Config {
+    Config::default()
+}
 
-/// Flags of `echopool serve`.
+/// Flags of `echopool serve`. Their defaults are the server's own (`Config::default()`).
 #[derive(Debug, Clone, Args)]
 #[command(after_long_help = serve_examples())]
 pub struct ServeArgs {
-    /// Address to listen on, IPv4 or IPv6 (`[::1]:7007`); repeat for several. Port 0 picks a
-    /// free port; the real one is printed as `listening on IP:PORT`.
+    /// Address to listen on: IPv4, IPv6 (`[::1]:7007`) or a host name (every address it
+    /// resolves to); repeat for several. Port 0 picks a free port; the real one is printed as
+    /// `listening on IP:PORT`.
     #[arg(
         short,
         long = "listen",
         value_name = "ADDR",
-        default_value = "127.0.0.1:7007"
+        value_parser = parse_listen,
+        default_values_t = default().listen.into_iter().map(ListenArg::from).collect::<Vec<_>>(),
     )]
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<ListenArg>,
 
     /// Worker threads, the number of connections served at once. Each worker serves one
     /// connection from its first byte to its close; the rest wait in the queue. An idle worker
     /// costs a parked thread (a few KiB of resident memory), so the default is generous.
-    #[arg(short, long, value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_WORKERS).unwrap())]
+    #[arg(short, long, value_name = "N", default_value_t = default().workers)]
     pub workers: NonZeroUsize,
 
     /// Capacity of the queue between the accept loop and the workers [default: the number of
@@ -69,7 +75,7 @@ pub struct ServeArgs {
     /// What to do with a new connection when the queue is full: `block` stops accepting until a
     /// worker frees up (the kernel's listen backlog holds new clients meanwhile); `reject`
     /// accepts and closes it at once.
-    #[arg(long, value_enum, value_name = "POLICY", default_value_t = Overflow::Block)]
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = default().overflow)]
     pub overflow: Overflow,
 
     /// The connection handler.
@@ -77,29 +83,33 @@ pub struct ServeArgs {
         short = 'H',
         long,
         value_name = "SPEC",
-        default_value = "echo",
         value_parser = parse_handler_spec,
-        long_help = handler_help(),
+        help = handler_help(),
+        long_help = handler_long_help(),
     )]
-    pub handler: String,
+    pub handler: Option<HandlerArg>,
 
     /// Close a connection that sends nothing for this long (`500ms`, `30s`, `5m`); `0` = never.
     /// Without it, a silent client holds a worker forever.
-    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
-    pub idle_timeout: Duration,
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_limit,
+          default_value_t = Limit::of(default().idle_timeout))]
+    pub idle_timeout: Limit<DurationArg>,
 
     /// Close a connection whose client does not read our output for this long (its echo fills
     /// the socket buffers and a write blocks); `0` = never.
-    #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
-    pub write_timeout: Duration,
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_limit,
+          default_value_t = Limit::of(default().write_timeout))]
+    pub write_timeout: Limit<DurationArg>,
 
     /// Close every connection this long after it opened, whatever it is doing; `0` = no limit.
-    #[arg(long, value_name = "DUR", default_value = "0", value_parser = parse_duration)]
-    pub max_duration: Duration,
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_limit,
+          default_value_t = Limit::of(default().max_duration))]
+    pub max_duration: Limit<DurationArg>,
 
     /// Close a connection once its client has sent this many bytes (`10MiB`); `0` = no limit.
-    #[arg(long, value_name = "BYTES", default_value = "0", value_parser = parse_size)]
-    pub max_bytes: u64,
+    #[arg(long, value_name = "BYTES", value_parser = parse_size_limit,
+          default_value_t = Limit(default().max_bytes.map(ByteSize)))]
+    pub max_bytes: Limit<ByteSize>,
 
     /// Only clients in this range may connect (`10.0.0.0/8`, `::1/128`, or one address);
     /// repeatable. With any `--allow`, every other address is refused.
@@ -112,35 +122,42 @@ pub struct ServeArgs {
 
     /// How many connections (served plus queued) one client address may hold at once, so one
     /// host cannot take the whole pool; `0` = no cap.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub max_per_ip: usize,
+    #[arg(long, value_name = "N", value_parser = parse_count_limit,
+          default_value_t = Limit(default().max_per_ip))]
+    pub max_per_ip: Limit<NonZeroUsize>,
 
     /// Linux only: let the kernel hold a new connection until its first bytes arrive, for up
     /// to DUR, so clients that connect and say nothing never reach a worker. Only for handlers
     /// whose clients speak first (all the stock ones). `0` = off.
-    #[arg(long, value_name = "DUR", default_value = "0", value_parser = parse_duration)]
-    pub defer_accept: Duration,
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_limit,
+          default_value_t = Limit::of(default().defer_accept))]
+    pub defer_accept: Limit<DurationArg>,
 
     /// After SIGTERM or SIGINT, how long live connections may run before they are closed.
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
-    pub shutdown_timeout: Duration,
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_arg,
+          default_value_t = DurationArg(default().shutdown_timeout))]
+    pub shutdown_timeout: DurationArg,
 
     /// The most bytes a worker reads at a time (`16KiB`, `4096`). A worker's buffer starts at
     /// 512 bytes and doubles while reads fill it, so idle and chatty connections cost little.
-    #[arg(long, value_name = "BYTES", default_value = "16KiB", value_parser = size_in(1, 64 << 20))]
-    pub buffer_size: usize,
+    #[arg(long, value_name = "BYTES", value_parser = byte_size_in(1, 64 << 20),
+          default_value_t = ByteSize(default().buffer_size as u64))]
+    pub buffer_size: ByteSize,
 
     /// How many times a worker that has just answered polls its connection for the next
     /// message, yielding the core between polls, before it blocks. Spares a busy server a
     /// sleep and a wake-up per message; adapts per connection, so a quiet one costs a poll a
     /// message. `0` = always block at once (least CPU when the server shares its cores).
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = default().read_spin,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub read_spin: u32,
 
-    /// Stack size of each worker thread. Only the pages a worker touches become resident, so this
-    /// bounds address space rather than memory; handlers that recurse deeply may need more.
-    #[arg(long, value_name = "BYTES", default_value = "256KiB", value_parser = size_in(64 << 10, 1 << 30))]
-    pub stack_size: usize,
+    /// Stack size of each worker thread. Only the pages a worker touches become resident, so
+    /// this bounds address space rather than memory; handlers that recurse deeply may need
+    /// more.
+    #[arg(long, value_name = "BYTES", value_parser = byte_size_in(64 << 10, 1 << 30),
+          default_value_t = ByteSize(default().stack_size as u64))]
+    pub stack_size: ByteSize,
 
     /// Log format on stderr.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
@@ -164,11 +181,80 @@ pub enum LogFormat {
     Json,
 }
 
-fn parse_handler_spec(spec: &str) -> Result<String, String> {
-    Registry::stock()
+/// A `--handler` value: the spec as typed and the handler it builds (built once, here, so a
+/// bad spec is a usage error naming the flag).
+#[derive(Clone)]
+pub struct HandlerArg {
+    /// The spec as typed (`logging:uppercase`).
+    pub spec: String,
+    /// The handler it names.
+    pub handler: Arc<dyn Handler>,
+}
+
+impl fmt::Debug for HandlerArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.spec)
+    }
+}
+
+fn parse_handler_spec(spec: &str) -> Result<HandlerArg, String> {
+    let handler = Registry::stock()
         .build(spec)
-        .map(|_| spec.to_string())
-        .map_err(|err| err.to_string())
+        .map_err(|err| err.to_string())?;
+    Ok(HandlerArg {
+        spec: spec.to_string(),
+        handler,
+    })
+}
+
+/// A `--listen` value: the address as typed and every socket address it names. A host name
+/// is resolved when the command line is read, so a name that resolves to nothing is a usage
+/// error naming the flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenArg {
+    text: String,
+    /// The addresses to listen on, without repeats, in resolver order.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl From<SocketAddr> for ListenArg {
+    fn from(addr: SocketAddr) -> Self {
+        ListenArg {
+            text: addr.to_string(),
+            addrs: vec![addr],
+        }
+    }
+}
+
+impl fmt::Display for ListenArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn parse_listen(text: &str) -> Result<ListenArg, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(ListenArg::from(addr));
+    }
+    parse_host_port(text)?;
+    let resolved = resolve(text).map_err(|err| format!("{err:#}"))?;
+    let mut addrs: Vec<SocketAddr> = Vec::with_capacity(resolved.len());
+    for addr in resolved {
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+    Ok(ListenArg {
+        text: text.to_string(),
+        addrs,
+    })
+}
+
+fn parse_count_limit(text: &str) -> Result<Limit<NonZeroUsize>, String> {
+    text.trim()
+        .parse::<usize>()
+        .map(|n| Limit(NonZeroUsize::new(n)))
+        .map_err(|_| "expected a whole number (0 = no limit)".to_string())
 }
 
 /// Parses a range in CIDR form (`10.0.0.0/8`) or a single address (`192.0.2.7`, `::1`).
@@ -185,8 +271,17 @@ fn parse_cidr(text: &str) -> Result<IpNet, String> {
 
 fn handler_help() -> String {
     format!(
-        "The connection handler, by name:\n{}",
-        Registry::stock().describe()
+        "The connection handler [default: {}]",
+        Registry::stock().default_name().unwrap_or_default()
+    )
+}
+
+fn handler_long_help() -> String {
+    let registry = Registry::stock();
+    format!(
+        "The connection handler, by name [default: {}]:\n{}",
+        registry.default_name().unwrap_or_default(),
+        registry.describe()
     )
 }
 
@@ -203,6 +298,7 @@ fn serve_examples() -> &'static str {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::time::Duration;
 
     fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         let argv = ["echopool", "serve"].iter().chain(args);
@@ -213,14 +309,46 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_the_contract() {
+    fn defaults_follow_the_contract_and_are_the_servers() {
         let args = serve(&[]).unwrap();
-        assert_eq!(args.listen, vec!["127.0.0.1:7007".parse().unwrap()]);
-        assert_eq!(args.workers.get(), DEFAULT_WORKERS);
+        let listen: SocketAddr = "127.0.0.1:7007".parse().unwrap();
+        assert_eq!(args.listen, vec![ListenArg::from(listen)]);
         assert_eq!(args.queue, None);
         assert_eq!(args.overflow, Overflow::Block);
-        assert_eq!(args.handler, "echo");
-        assert_eq!(args.shutdown_timeout, Duration::from_secs(10));
+        assert!(args.handler.is_none(), "the registry's default, echo");
+        assert_eq!(args.shutdown_timeout.0, Duration::from_secs(10));
+        let (config, _) = crate::serve_command::config_from(args);
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn help_shows_the_defaults_as_they_are_typed() {
+        let help = Cli::try_parse_from(["echopool", "serve", "--help"])
+            .unwrap_err()
+            .to_string();
+        for shown in [
+            "[default: 127.0.0.1:7007]",
+            "[default: 256]",
+            "[default: echo]",
+            "[default: 60s]",
+            "[default: 30s]",
+            "[default: 10s]",
+            "[default: 16KiB]",
+            "[default: 256KiB]",
+            "[default: 0]",
+        ] {
+            assert!(help.contains(shown), "{shown} is missing:\n{help}");
+        }
+    }
+
+    #[test]
+    fn a_listen_address_may_be_a_host_name() {
+        let args = serve(&["--listen", "localhost:0"]).unwrap();
+        let addrs = &args.listen[0].addrs;
+        assert!(!addrs.is_empty());
+        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 0));
+        let err = serve(&["--listen", "no-such-host.invalid:7007"]).unwrap_err();
+        assert!(err.to_string().contains("--listen"), "{err}");
     }
 
     #[test]
@@ -230,6 +358,7 @@ mod tests {
             (&["--queue", "0"], "--queue"),
             (&["--handler", "shout"], "--handler"),
             (&["--listen", "localhost"], "--listen"),
+            (&["--listen", "[::1]"], "--listen"),
             (&["--idle-timeout", "soon"], "--idle-timeout"),
             (&["--shutdown-timeout", "10"], "--shutdown-timeout"),
             (&["--buffer-size", "0"], "--buffer-size"),
@@ -337,6 +466,6 @@ mod tests {
     fn listen_repeats_and_takes_ipv6() {
         let args = serve(&["-l", "127.0.0.1:0", "-l", "[::1]:0"]).unwrap();
         assert_eq!(args.listen.len(), 2);
-        assert!(args.listen[1].is_ipv6());
+        assert!(args.listen[1].addrs[0].is_ipv6());
     }
 }

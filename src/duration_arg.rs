@@ -1,20 +1,13 @@
-//! Parsing durations given on the command line (`500ms`, `30s`, `5m`, `0`).
+//! Durations on the command line (`500ms`, `30s`, `5m`, `0`): parsing them, and showing them
+//! in `--help` as they are typed.
 
+use std::fmt;
 use std::time::Duration;
 
 /// Parses a human duration such as `500ms`, `30s`, `1m30s` or `2h`; a bare `0` is zero.
 ///
 /// Used as a clap `value_parser`; the error text is shown after clap's
 /// "invalid value 'X' for '--flag <DUR>'", so it says what is accepted.
-///
-/// ```
-/// use std::time::Duration;
-/// use echopool::duration_arg::parse_duration;
-///
-/// assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-/// assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-/// assert!(parse_duration("30").is_err()); // a unit is required
-/// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text == "0" {
@@ -36,6 +29,61 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 /// Maps the `0 = never` convention of limit flags to an `Option`.
 pub fn nonzero(duration: Duration) -> Option<Duration> {
     (!duration.is_zero()).then_some(duration)
+}
+
+/// A duration flag's value; shown in `--help` the way it is typed (`60s`, `500ms`), so a
+/// default can come from the server's own `Config::default()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationArg(pub Duration);
+
+impl fmt::Display for DurationArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d.is_zero() {
+            f.write_str("0")
+        } else if d.subsec_nanos() == 0 {
+            write!(f, "{}s", d.as_secs())
+        } else if d.subsec_nanos() % 1_000_000 == 0 {
+            write!(f, "{}ms", d.as_millis())
+        } else {
+            write!(f, "{}", humantime::format_duration(d))
+        }
+    }
+}
+
+/// Parses a [`DurationArg`].
+pub fn parse_duration_arg(text: &str) -> Result<DurationArg, String> {
+    parse_duration(text).map(DurationArg)
+}
+
+/// A limit flag's value: `0` means no limit (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit<T>(pub Option<T>);
+
+impl<T: fmt::Display> fmt::Display for Limit<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(limit) => limit.fmt(f),
+            None => f.write_str("0"),
+        }
+    }
+}
+
+impl Limit<DurationArg> {
+    /// The duration, `None` for no limit.
+    pub fn duration(self) -> Option<Duration> {
+        self.0.map(|arg| arg.0)
+    }
+
+    /// The flag value of an optional duration: `None` shows as `0`.
+    pub fn of(duration: Option<Duration>) -> Self {
+        Limit(duration.map(DurationArg))
+    }
+}
+
+/// Parses a duration limit: `0` is no limit.
+pub fn parse_duration_limit(text: &str) -> Result<Limit<DurationArg>, String> {
+    parse_duration(text).map(|d| Limit::of(nonzero(d)))
 }
 
 #[cfg(test)]
@@ -60,6 +108,21 @@ mod tests {
         assert!(parse_positive_duration("0").is_err());
     }
 
+    #[test]
+    fn durations_show_as_they_are_typed() {
+        for text in ["0", "60s", "10s", "500ms", "1h 1ms"] {
+            let shown = parse_duration_arg(text).unwrap().to_string();
+            let canonical = if text == "1h 1ms" { "3600001ms" } else { text };
+            assert_eq!(shown, canonical);
+        }
+        assert_eq!(parse_duration_limit("0"), Ok(Limit(None)));
+        assert_eq!(parse_duration_limit("0").unwrap().to_string(), "0");
+        assert_eq!(
+            parse_duration_limit("30s").unwrap().duration(),
+            Some(Duration::from_secs(30))
+        );
+    }
+
     proptest! {
         #[test]
         fn never_panics(text in "\\PC{0,24}") {
@@ -69,6 +132,12 @@ mod tests {
         #[test]
         fn round_trips_milliseconds(ms in 1u64..10_000_000) {
             prop_assert_eq!(parse_duration(&format!("{ms}ms")), Ok(Duration::from_millis(ms)));
+        }
+
+        #[test]
+        fn what_help_shows_parses_back(nanos in any::<u64>()) {
+            let arg = DurationArg(Duration::from_nanos(nanos));
+            prop_assert_eq!(parse_duration_arg(&arg.to_string()), Ok(arg));
         }
     }
 }

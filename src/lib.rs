@@ -1,16 +1,12 @@
-//! echopool: a blocking thread-pool TCP server with plugin handlers.
+//! echopool: a blocking thread-pool TCP server with plugin handlers, as a library.
 //!
-//! The binary's subcommands live here as modules so that they can be tested and embedded.
-#![warn(missing_docs)]
+//! [`server`] binds, accepts and serves connections with any [`handlers::Handler`];
+//! [`signals`] stops it gracefully on SIGTERM or SIGINT. The `echopool` binary (its command
+//! line, client and load generator) is built on these and is not part of the library.
+#![deny(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub use echopool_handlers as handlers;
 
-pub mod bench;
-pub mod cli;
-pub mod client;
-pub mod duration_arg;
-pub mod logs;
-pub mod serve;
 pub mod server;
 pub mod signals;
-pub mod size_arg;

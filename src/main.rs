@@ -1,17 +1,25 @@
 //! The `echopool` binary: parses the command line and runs one subcommand.
 
+mod bench;
+mod cli;
+mod client;
+mod duration_arg;
+mod logs;
+mod serve_command;
+mod size_arg;
+
 use std::process::ExitCode;
 
 use clap::Parser;
-use echopool::cli::{Cli, Command, ConfigError};
+use cli::{Cli, Command, ConfigError};
 
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits 2, as the contract asks.
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => echopool::serve::run(*args),
-        Command::Client(args) => echopool::client::run(args),
-        Command::Bench(args) => echopool::bench::run(args),
+        Command::Serve(args) => serve_command::run(*args),
+        Command::Client(args) => client::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,16 +1,12 @@
-//! Parsing byte sizes given on the command line (`4096`, `64KiB`, `1M`).
+//! Byte sizes on the command line (`4096`, `64KiB`, `1M`): parsing them, and showing them in
+//! `--help` as they are typed.
+
+use std::fmt;
+
+use crate::duration_arg::Limit;
 
 /// Parses a byte count: a whole number with an optional binary unit
-/// (`K`/`KiB`/`k`, `M`/`MiB`, `G`/`GiB`; `B` alone means bytes).
-///
-/// ```
-/// use echopool::size_arg::parse_size;
-///
-/// assert_eq!(parse_size("4096"), Ok(4096));
-/// assert_eq!(parse_size("64KiB"), Ok(65536));
-/// assert_eq!(parse_size("1M"), Ok(1 << 20));
-/// assert!(parse_size("1.5M").is_err());
-/// ```
+/// (`K`/`KiB`/`k`, `M`/`MiB`, `G`/`GiB`; `B` alone means bytes): `4096`, `64KiB`, `1M`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let digits_end = text
@@ -50,6 +46,44 @@ pub fn size_in(
     }
 }
 
+/// A size flag's value, shown in `--help` with the largest binary unit that divides it
+/// (`16KiB`), so a default can come from the server's own `Config::default()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.0;
+        for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if bytes >= size && bytes % size == 0 {
+                return write!(f, "{}{unit}", bytes / size);
+            }
+        }
+        write!(f, "{bytes}")
+    }
+}
+
+impl ByteSize {
+    /// The size as a `usize` (what was parsed by [`byte_size_in`] fits one).
+    pub fn get(self) -> usize {
+        usize::try_from(self.0).expect("checked by the parser")
+    }
+}
+
+/// Like [`size_in`], for a [`ByteSize`].
+pub fn byte_size_in(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<ByteSize, String> + Clone + Send + Sync + 'static {
+    let parse = size_in(min, max);
+    move |text| parse(text).map(|size| ByteSize(size as u64))
+}
+
+/// Parses a size limit: `0` is no limit.
+pub fn parse_size_limit(text: &str) -> Result<Limit<ByteSize>, String> {
+    parse_size(text).map(|size| Limit((size > 0).then_some(ByteSize(size))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,7 +115,22 @@ mod tests {
         assert!(parse("1025").is_err());
     }
 
+    #[test]
+    fn sizes_show_with_their_largest_unit() {
+        assert_eq!(ByteSize(16 << 10).to_string(), "16KiB");
+        assert_eq!(ByteSize(256 << 10).to_string(), "256KiB");
+        assert_eq!(ByteSize(3 << 30).to_string(), "3GiB");
+        assert_eq!(ByteSize(1000).to_string(), "1000");
+        assert_eq!(parse_size_limit("0"), Ok(Limit(None)));
+        assert_eq!(parse_size_limit("1k").unwrap().to_string(), "1KiB");
+    }
+
     proptest! {
+        #[test]
+        fn what_help_shows_parses_back(n in any::<u64>()) {
+            prop_assert_eq!(parse_size(&ByteSize(n).to_string()), Ok(n));
+        }
+
         #[test]
         fn never_panics(text in "\\PC{0,24}") {
             let _ = parse_size(&text);

@@ -14,7 +14,7 @@ fn every_bad_flag_exits_2_with_a_message_that_names_it() {
         (&["--queue", "0"], "--queue"),
         (&["--handler", "shout"], "--handler"),
         (&["--handler", "logging:shout"], "--handler"),
-        (&["--listen", "localhost:7007"], "--listen"),
+        (&["--listen", "no-such-host.invalid:7007"], "--listen"),
         (&["--listen", "127.0.0.1"], "--listen"),
         (&["--idle-timeout", "soon"], "--idle-timeout"),
         (&["--shutdown-timeout", "5"], "--shutdown-timeout"),
@@ -60,7 +60,27 @@ fn a_taken_address_exits_1_naming_it_and_the_os_reason() {
         stderr.contains(&format!("cannot listen on {addr}")),
         "{stderr}"
     );
-    assert!(stderr.contains("Address already in use"), "{stderr}");
+    assert_eq!(
+        stderr.matches("Address already in use").count(),
+        1,
+        "the OS reason, once: {stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "printed a listening line for a failed start"
+    );
+}
+
+#[test]
+fn more_workers_than_the_system_can_start_exit_1_before_listening() {
+    let output = run(
+        &["serve", "--listen", "127.0.0.1:0", "--workers", "1000000"],
+        b"",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("(--workers)"), "{stderr}");
+    assert!(stderr.contains("started"), "{stderr}");
     assert!(
         output.stdout.is_empty(),
         "printed a listening line for a failed start"

@@ -8,9 +8,9 @@ use crate::{ConnInfo, Handler, Opened, Session};
 /// buffer, no copy.
 ///
 /// ```
-/// use echopool_handlers::{ConnInfo, Echo, Handler, Opened};
+/// use echopool_handlers::{ConnInfo, Echo, Handler};
 ///
-/// let Opened::Session(mut session) = Echo.open(&ConnInfo::example()) else { unreachable!() };
+/// let mut session = Echo.open(&ConnInfo::example()).into_session().unwrap();
 /// let mut out = Vec::new();
 /// session.data(b"Echo this!", &mut out).unwrap();
 /// assert_eq!(out, b"Echo this!");

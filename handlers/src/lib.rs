@@ -17,8 +17,9 @@
 //! An implementor writes two things: [`Handler::open`] and [`Session::data`]. Everything else has
 //! a default.
 //!
-//! A handler that must own the raw socket (a protocol with its own framing, or one that passes
-//! the socket to a child process) returns [`Opened::Stream`] instead, and gets the `TcpStream`.
+//! A handler that must own the socket for the whole connection (a protocol that blocks on its own
+//! reads, or one that passes the socket to a child process) returns [`Opened::Stream`] instead and
+//! gets a [`StreamConnection`]; see [`StreamSession`] for what the server's limits mean then.
 //!
 //! # Writing a handler
 //!
@@ -74,14 +75,15 @@
 //! ```
 //!
 //! To make it selectable by name on the command line, add it to a [`Registry`]; to run it, pass
-//! it to the `echopool` crate's server builder.
-#![warn(missing_docs)]
+//! it to `echopool::server::Server::bind` in the `echopool` crate.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 mod echo;
 mod logging;
@@ -139,25 +141,72 @@ pub trait Session: Send {
     }
 }
 
-/// A handler that takes over the raw socket for the whole connection.
+/// A session that serves the whole connection itself, blocking on its own reads and writes.
 ///
-/// The server hands over the stream on the worker thread and waits for `serve` to return; the
-/// connection counts as live until then. The server keeps a clone of the socket only to shut it
-/// down when a graceful stop runs out of time, which makes any blocked read or write return.
+/// Prefer a byte [`Session`]: it needs no socket, is tested with a `Vec<u8>`, and its connection
+/// can leave the worker while it is quiet. A stream session holds its worker from
+/// [`serve`](StreamSession::serve) to its return, so it is for what a byte session cannot do: a
+/// protocol library that wants a `Read + Write`, or a child process that takes the socket as its
+/// standard input and output.
+///
+/// # What the server's limits mean here
+///
+/// Reads and writes through the [`StreamConnection`] get what a byte session gets:
+/// `--idle-timeout` (a read that waits longer fails), `--write-timeout` (so does a write),
+/// `--max-duration` (no read waits past the deadline; after it, reads fail), `--max-bytes` (a
+/// read returns at most what is left, the next one fails), the byte counts, and a close reason
+/// that says which limit ended the connection. Return the error such a read or write gave you;
+/// the server knows what it meant.
+///
+/// I/O done on [`StreamConnection::socket`] directly, or by a child process given a duplicate of
+/// it, is neither counted nor limited: the socket still carries the idle and write timeouts, but
+/// a session that waits on anything else (a child) must watch
+/// [`deadline`](StreamConnection::deadline) itself. When a graceful stop runs out of time, the
+/// server shuts the socket down, so that blocked reads return 0 and writes fail; return then.
 pub trait StreamSession: Send {
-    /// Serves the connection to its end; the stream is closed when it is dropped.
+    /// Serves the connection to its end; the server closes the socket after it returns.
     ///
     /// # Errors
     ///
-    /// An error is logged with the peer and the connection is closed.
-    fn serve(self: Box<Self>, stream: TcpStream) -> io::Result<()>;
+    /// An error ends the connection; it is logged, and counted as the limit it came from or as
+    /// an error.
+    fn serve(&mut self, conn: &mut dyn StreamConnection) -> io::Result<()>;
+
+    /// The connection is closed; `summary` says how it ended. Called exactly once, after
+    /// [`serve`](StreamSession::serve) returned.
+    fn closed(&mut self, summary: &CloseSummary) {
+        let _ = summary;
+    }
+}
+
+/// The connection a [`StreamSession`] serves: read it and write it like a socket.
+///
+/// A plain `TcpStream` is one too, with no deadline, which is how a stream session is tested
+/// without a server.
+pub trait StreamConnection: Read + Write {
+    /// The socket, for what reading and writing cannot do (socket options, a duplicate for a
+    /// child process). I/O done on it directly is not counted or limited.
+    fn socket(&self) -> &TcpStream;
+
+    /// When `--max-duration` ends this connection, if it has one.
+    fn deadline(&self) -> Option<Instant>;
+}
+
+impl StreamConnection for TcpStream {
+    fn socket(&self) -> &TcpStream {
+        self
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// What [`Handler::open`] returns: a byte session (the usual case) or a raw-stream session.
 pub enum Opened {
     /// The server runs the read loop and feeds the session.
     Session(Box<dyn Session>),
-    /// The handler owns the socket.
+    /// The session serves the connection itself.
     Stream(Box<dyn StreamSession>),
 }
 
@@ -167,9 +216,34 @@ impl Opened {
         Opened::Session(Box::new(session))
     }
 
-    /// Boxes a raw-stream session.
+    /// Boxes a stream session.
     pub fn stream(session: impl StreamSession + 'static) -> Self {
         Opened::Stream(Box::new(session))
+    }
+
+    /// The byte session, or `None` for a stream session; handy in tests:
+    ///
+    /// ```
+    /// use echopool_handlers::{ConnInfo, Echo, Handler};
+    ///
+    /// let mut session = Echo.open(&ConnInfo::example()).into_session().unwrap();
+    /// let mut out = Vec::new();
+    /// session.data(b"hi", &mut out).unwrap();
+    /// assert_eq!(out, b"hi");
+    /// ```
+    pub fn into_session(self) -> Option<Box<dyn Session>> {
+        match self {
+            Opened::Session(session) => Some(session),
+            Opened::Stream(_) => None,
+        }
+    }
+
+    /// The stream session, or `None` for a byte session.
+    pub fn into_stream(self) -> Option<Box<dyn StreamSession>> {
+        match self {
+            Opened::Stream(session) => Some(session),
+            Opened::Session(_) => None,
+        }
     }
 }
 
@@ -240,6 +314,32 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Every reason, in declaration order: for counters kept per reason.
+    pub const ALL: [CloseReason; 8] = [
+        CloseReason::Eof,
+        CloseReason::IdleTimeout,
+        CloseReason::WriteTimeout,
+        CloseReason::MaxDuration,
+        CloseReason::MaxBytes,
+        CloseReason::Shutdown,
+        CloseReason::Error,
+        CloseReason::Panic,
+    ];
+
+    /// This reason's position in [`CloseReason::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            CloseReason::Eof => 0,
+            CloseReason::IdleTimeout => 1,
+            CloseReason::WriteTimeout => 2,
+            CloseReason::MaxDuration => 3,
+            CloseReason::MaxBytes => 4,
+            CloseReason::Shutdown => 5,
+            CloseReason::Error => 6,
+            CloseReason::Panic => 7,
+        }
+    }
+
     /// A short lowercase name for logs and counters, e.g. `idle-timeout`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -292,5 +392,20 @@ impl<S: Session + ?Sized> Session for Box<S> {
 
     fn closed(&mut self, summary: &CloseSummary) {
         (**self).closed(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_reason_once_at_its_index() {
+        for (at, reason) in CloseReason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), at, "{reason}");
+        }
+        let mut names: Vec<_> = CloseReason::ALL.iter().map(|r| r.as_str()).collect();
+        names.dedup();
+        assert_eq!(names.len(), CloseReason::ALL.len());
     }
 }

@@ -2,12 +2,12 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::net::TcpStream;
-use std::time::Instant;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use crate::{CloseSummary, ConnInfo, Echo, Handler, Opened, Session, StreamSession};
+use crate::{
+    CloseSummary, ConnInfo, Echo, Handler, Opened, Session, StreamConnection, StreamSession,
+};
 
 /// How many bytes of each chunk the debug log shows.
 const PREVIEW_LEN: usize = 32;
@@ -98,15 +98,17 @@ struct LoggingStream {
 }
 
 impl StreamSession for LoggingStream {
-    fn serve(self: Box<Self>, stream: TcpStream) -> io::Result<()> {
-        let started = Instant::now();
-        let result = self.inner.serve(stream);
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        match &result {
-            Ok(()) => info!(elapsed_ms, "stream connection closed"),
-            Err(err) => warn!(elapsed_ms, error = %err, "stream connection failed"),
+    fn serve(&mut self, conn: &mut dyn StreamConnection) -> io::Result<()> {
+        let result = self.inner.serve(conn);
+        if let Err(err) = &result {
+            debug!(error = %err, "stream session returned an error");
         }
         result
+    }
+
+    fn closed(&mut self, summary: &CloseSummary) {
+        self.inner.closed(summary);
+        log_close(summary);
     }
 }
 
@@ -193,10 +195,10 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             // Another test thread may have cached "nobody listens" for these call sites.
             tracing::callsite::rebuild_interest_cache();
-            let Opened::Session(mut session) = Logging::new(Uppercase).open(&ConnInfo::example())
-            else {
-                panic!("expected a byte session");
-            };
+            let mut session = Logging::new(Uppercase)
+                .open(&ConnInfo::example())
+                .into_session()
+                .expect("a byte session");
             session.data(b"hello\n", &mut out).unwrap();
             session.eof(&mut out).unwrap();
             session.closed(&CloseSummary {

@@ -144,6 +144,11 @@ impl Registry {
             .collect()
     }
 
+    /// The default handler's name: the first handler added, which a bare decorator wraps.
+    pub fn default_name(&self) -> Option<&str> {
+        self.handlers.first().map(|(name, ..)| name.as_str())
+    }
+
     fn default_handler(&self) -> Option<Arc<dyn Handler>> {
         self.handlers.first().map(|(_, _, build)| build())
     }
@@ -183,14 +188,12 @@ pub struct UnknownHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ConnInfo, Opened};
+    use crate::ConnInfo;
     use std::io::Write;
 
     fn reply(spec: &str, input: &[u8]) -> Vec<u8> {
         let handler = Registry::stock().build(spec).unwrap();
-        let Opened::Session(mut session) = handler.open(&ConnInfo::example()) else {
-            panic!("{spec} opened a stream session");
-        };
+        let mut session = handler.open(&ConnInfo::example()).into_session().unwrap();
         let mut out = Vec::new();
         session.data(input, &mut out).unwrap();
         session.eof(&mut out).unwrap();

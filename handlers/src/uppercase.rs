@@ -12,9 +12,9 @@ use crate::{ConnInfo, Handler, Opened, Session};
 /// written as it is.
 ///
 /// ```
-/// use echopool_handlers::{ConnInfo, Handler, Opened, Uppercase};
+/// use echopool_handlers::{ConnInfo, Handler, Uppercase};
 ///
-/// let Opened::Session(mut session) = Uppercase.open(&ConnInfo::example()) else { unreachable!() };
+/// let mut session = Uppercase.open(&ConnInfo::example()).into_session().unwrap();
 /// let mut out = Vec::new();
 /// session.data(b"stra\xC3", &mut out).unwrap(); // "\xC3\x9F" is 'ß', split in two
 /// session.data(b"\x9Fe \xFF ok", &mut out).unwrap();

@@ -6,7 +6,8 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use echopool_handlers::{
-    CloseReason, CloseSummary, ConnInfo, Handler, Opened, Registry, Session, StreamSession,
+    CloseReason, CloseSummary, ConnInfo, Handler, Opened, Registry, Session, StreamConnection,
+    StreamSession,
 };
 use proptest::prelude::*;
 
@@ -49,9 +50,10 @@ impl Session for CountSession {
 #[test]
 fn an_outside_session_is_driven_with_plain_buffers() {
     let handler = CountBytes::default();
-    let Opened::Session(mut session) = handler.open(&ConnInfo::example()) else {
-        panic!("expected a byte session");
-    };
+    let mut session = handler
+        .open(&ConnInfo::example())
+        .into_session()
+        .expect("a byte session");
     let mut out = Vec::new();
     session.data(b"abc", &mut out).unwrap();
     session.data(b"de", &mut out).unwrap();
@@ -80,27 +82,30 @@ impl Handler for Greeter {
 }
 
 impl StreamSession for GreeterStream {
-    fn serve(self: Box<Self>, mut stream: TcpStream) -> io::Result<()> {
-        stream.write_all(b"hello ")?;
+    fn serve(&mut self, conn: &mut dyn StreamConnection) -> io::Result<()> {
+        conn.write_all(b"hello ")?;
         let mut buf = [0; 64];
-        let read = stream.read(&mut buf)?;
-        stream.write_all(&buf[..read])
+        let read = conn.read(&mut buf)?;
+        conn.write_all(&buf[..read])
     }
 }
 
 #[test]
-fn a_stream_session_owns_the_socket() {
+fn a_stream_session_serves_a_plain_socket() {
+    let timeout = Some(std::time::Duration::from_secs(10));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    client
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let (served, _) = listener.accept().unwrap();
-    let Opened::Stream(session) = Greeter.open(&ConnInfo::example()) else {
-        panic!("expected a stream session");
-    };
+    client.set_read_timeout(timeout).unwrap();
+    let (mut served, _) = listener.accept().unwrap();
+    served.set_read_timeout(timeout).unwrap();
+    served.set_write_timeout(timeout).unwrap();
+    let mut session = Greeter
+        .open(&ConnInfo::example())
+        .into_stream()
+        .expect("a stream session");
     client.write_all(b"world").unwrap();
-    session.serve(served).unwrap();
+    session.serve(&mut served).unwrap();
+    drop(served);
     let mut reply = String::new();
     client.read_to_string(&mut reply).unwrap();
     assert_eq!(reply, "hello world");
@@ -119,9 +124,10 @@ fn an_outside_handler_joins_the_registry_and_its_decorators() {
 
 /// Runs `handler` over `chunks` as the server would and returns what it wrote.
 fn feed(handler: &dyn Handler, chunks: &[&[u8]]) -> Vec<u8> {
-    let Opened::Session(mut session) = handler.open(&ConnInfo::example()) else {
-        panic!("expected a byte session");
-    };
+    let mut session = handler
+        .open(&ConnInfo::example())
+        .into_session()
+        .expect("a byte session");
     let mut out = Vec::new();
     for chunk in chunks {
         session.data(chunk, &mut out).unwrap();
@@ -152,12 +158,28 @@ proptest! {
         cuts in prop::collection::vec(any::<usize>(), 0..10),
     ) {
         let registry = Registry::stock();
-        for spec in ["echo", "uppercase", "logging", "logging:uppercase"] {
+        for (spec, expected) in [
+            ("echo", input.clone()),
+            ("uppercase", uppercase_reference(&input)),
+            ("logging", input.clone()),
+            ("logging:uppercase", uppercase_reference(&input)),
+        ] {
             let handler = registry.build(spec).unwrap();
             let whole = feed(&*handler, &[&input]);
+            prop_assert_eq!(&whole, &expected, "{}", spec);
             let pieces = split_at_cuts(&input, &cuts);
             let pieces: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
             prop_assert_eq!(feed(&*handler, &pieces), whole, "{}", spec);
         }
     }
+}
+
+/// What `uppercase` must answer: `str::to_uppercase` of each valid run, invalid bytes unchanged.
+fn uppercase_reference(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in input.utf8_chunks() {
+        out.extend_from_slice(chunk.valid().to_uppercase().as_bytes());
+        out.extend_from_slice(chunk.invalid());
+    }
+    out
 }

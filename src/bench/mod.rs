@@ -19,9 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-pub use args::{BenchArgs, Mode, MAX_CONNECTIONS, MAX_MESSAGE};
-pub use report::{Latency, Summary};
-pub use tally::Errors;
+pub use args::{BenchArgs, Mode};
+pub use report::Summary;
 
 use crate::client::addr::{connect_any, resolve};
 use control::{Control, Phase};

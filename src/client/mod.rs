@@ -13,7 +13,7 @@ use anyhow::bail;
 use clap::Args;
 
 use crate::duration_arg::{nonzero, parse_duration, parse_positive_duration};
-pub use exchange::{exchange, Totals};
+pub use exchange::exchange;
 
 /// The address `client` and `bench` use when `--addr` is not given (the server's default).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7007";

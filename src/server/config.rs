@@ -41,12 +41,13 @@ pub struct Config {
     pub queue: Option<NonZeroUsize>,
     /// What to do with a new connection when the queue is full.
     pub overflow: Overflow,
-    /// Close a connection that sends nothing for this long; `None` waits forever.
+    /// Close a connection that sends nothing for this long; `None` (or zero) waits forever.
     pub idle_timeout: Option<Duration>,
-    /// Close a connection whose peer does not take our output for this long; `None` waits
-    /// forever.
+    /// Close a connection whose peer does not take our output for this long; `None` (or zero)
+    /// waits forever.
     pub write_timeout: Option<Duration>,
-    /// Close a connection this long after it was opened, whatever it is doing; `None` = never.
+    /// Close a connection this long after it was opened, whatever it is doing; `None` (or
+    /// zero) = never.
     pub max_duration: Option<Duration>,
     /// Close a connection once its peer has sent this many bytes; `None` = no limit.
     pub max_bytes: Option<u64>,
@@ -71,6 +72,7 @@ pub struct Config {
     pub backlog: i32,
 }
 
+/// The defaults are the server's, and the command line's: `echopool serve --help` shows these.
 impl Default for Config {
     fn default() -> Self {
         Config {

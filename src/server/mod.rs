@@ -1,12 +1,12 @@
 //! The server: listeners, the accept loops, the bounded queue, the worker pool, and shutdown.
 //!
 //! ```text
-//!  accept loop (one per listener) ──► bounded queue ──► workers (fixed pool)
-//!        │ full: block | reject                          handler.open → read/data… → eof → close
-//!  ShutdownHandle ── stops the listeners, then the queue drains until the shutdown timeout
+//!  accepting/ (one accept loop per listener) ──► queue ──► pool: workers run serving/
+//!        │ full: block | reject                            handler.open → read/data… → eof
+//!  stopping/ ShutdownHandle ── stops the listeners; the queue drains until the deadline
 //! ```
 //!
-//! Embedding it:
+//! Embedding it: bind, spawn, talk to it, stop it.
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -16,57 +16,49 @@
 //! use echopool::server::{Config, Server};
 //!
 //! let config = Config { listen: vec!["127.0.0.1:0".parse().unwrap()], ..Config::default() };
-//! let server = Server::bind(config, Arc::new(Uppercase)).unwrap();
-//! let addr = server.local_addrs()[0];
-//! let stop = server.shutdown_handle();
-//! let running = std::thread::spawn(move || server.run());
+//! let server = Server::bind(config, Arc::new(Uppercase))?.spawn()?;
 //!
-//! let mut client = TcpStream::connect(addr).unwrap();
-//! client.write_all(b"hello").unwrap();
-//! client.shutdown(Shutdown::Write).unwrap();
+//! let mut client = TcpStream::connect(server.local_addrs()[0])?;
+//! client.write_all(b"hello")?;
+//! client.shutdown(Shutdown::Write)?;
 //! let mut reply = String::new();
-//! client.read_to_string(&mut reply).unwrap();
+//! client.read_to_string(&mut reply)?;
 //! assert_eq!(reply, "HELLO");
 //!
-//! stop.shutdown();
-//! let stats = running.join().unwrap();
+//! let stats = server.stop();
 //! assert_eq!(stats.accepted, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod accept;
-mod access;
+mod accepting;
 mod config;
-mod connection;
-mod listener;
-mod live;
-mod per_ip;
 mod pool;
-mod read_buffer;
-mod read_spin;
-mod shutdown;
+mod queue;
+mod serving;
 mod stats;
-mod throttle;
+mod stopping;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::Sender;
 use echopool_handlers::Handler;
 use tracing::{error, info, warn};
 
-pub use access::AccessPolicy;
+pub use accepting::AccessPolicy;
 pub use config::{Config, Overflow};
-pub use shutdown::ShutdownHandle;
-pub use stats::{RejectReason, Stats, StatsSnapshot};
+pub use stats::{RejectReason, StatsSnapshot};
+pub use stopping::ShutdownHandle;
 
-use accept::AcceptContext;
-use live::LiveConnections;
-use per_ip::PerIpLimit;
-use pool::Pool;
-use throttle::Throttle;
+use accepting::{listener, AcceptContext, PerIpLimit};
+use pool::{Pool, PoolError};
+use queue::Accepted;
+use serving::limits::ConnLimits;
+use stats::Stats;
+use stopping::LiveConnections;
 
 /// How long workers get to return after the shutdown timeout closed their connections.
 const FORCED_STOP_GRACE: Duration = Duration::from_secs(2);
@@ -75,7 +67,7 @@ const FORCED_STOP_GRACE: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// A listening address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -86,51 +78,25 @@ pub enum ServeError {
     /// No address to listen on was given.
     #[error("no address to listen on")]
     NoListenAddress,
-    /// An accept thread could not be started.
-    #[error("cannot start the accept thread for {addr}: {source}")]
-    Spawn {
-        /// The listener's address.
-        addr: SocketAddr,
-        /// Why.
+    /// The worker threads could not all be started.
+    #[error("cannot start worker {} of {wanted} (--workers); {started} started", started + 1)]
+    Workers {
+        /// How many were asked for.
+        wanted: usize,
+        /// How many had started (and were stopped again).
+        started: usize,
+        /// Why the next one could not start.
         #[source]
         source: io::Error,
     },
 }
 
-/// Per-connection limits, read by the workers; `None` and zero durations mean no limit.
-#[derive(Debug, Clone)]
-pub(crate) struct Limits {
-    pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) write_timeout: Option<Duration>,
-    pub(crate) max_duration: Option<Duration>,
-    pub(crate) max_bytes: Option<u64>,
-    pub(crate) shutdown_timeout: Duration,
-    pub(crate) read_spin: u32,
-    /// Above this many active connections the workers do not poll (see `read_spin.rs`).
-    pub(crate) read_spin_max_active: u64,
-}
-
-impl Limits {
-    /// The read timeout a new connection starts with: the idle timeout, or the maximum
-    /// duration when that is shorter.
-    pub(crate) fn first_read_timeout(&self) -> Option<Duration> {
-        match (self.idle_timeout, self.max_duration) {
-            (Some(idle), Some(max)) => Some(idle.min(max)),
-            (idle, max) => idle.or(max),
-        }
-    }
-
-    pub(crate) fn from_config(config: &Config) -> Limits {
-        let nonzero = |limit: Option<Duration>| limit.filter(|d| !d.is_zero());
-        Limits {
-            idle_timeout: nonzero(config.idle_timeout),
-            write_timeout: nonzero(config.write_timeout),
-            max_duration: nonzero(config.max_duration),
-            max_bytes: config.max_bytes,
-            shutdown_timeout: config.shutdown_timeout,
-            read_spin: config.read_spin,
-            read_spin_max_active: 16
-                * thread::available_parallelism().map_or(1, |n| n.get()) as u64,
+impl From<PoolError> for ServeError {
+    fn from(err: PoolError) -> Self {
+        ServeError::Workers {
+            wanted: err.wanted,
+            started: err.started,
+            source: err.source,
         }
     }
 }
@@ -138,7 +104,10 @@ impl Limits {
 /// What the accept loops and the workers share.
 pub(crate) struct Shared {
     pub(crate) handler: Arc<dyn Handler>,
-    pub(crate) limits: Limits,
+    pub(crate) limits: ConnLimits,
+    /// `--read-spin`, and how many connections served at once make polling not pay.
+    pub(crate) read_spin: u32,
+    pub(crate) read_spin_crowd: u64,
     pub(crate) access: AccessPolicy,
     pub(crate) per_ip: Option<Arc<PerIpLimit>>,
     pub(crate) live: LiveConnections,
@@ -146,25 +115,29 @@ pub(crate) struct Shared {
     pub(crate) shutdown: ShutdownHandle,
 }
 
-/// A bound server, ready to [`run`](Server::run).
+/// A server with its listeners bound and its workers started, ready to [`run`](Server::run)
+/// or [`spawn`](Server::spawn).
 pub struct Server {
-    config: Config,
+    overflow: Overflow,
     listeners: Vec<TcpListener>,
+    queue: Sender<Accepted>,
+    pool: Pool,
     shared: Arc<Shared>,
 }
 
 impl Server {
-    /// Binds every address in `config.listen`.
+    /// Binds every address in `config.listen` and starts the worker threads.
     ///
     /// # Errors
     ///
-    /// [`ServeError::Bind`] naming the first address that could not be bound.
+    /// [`ServeError::Bind`] naming the first address that could not be bound, or
+    /// [`ServeError::Workers`] when the system cannot start that many threads.
     pub fn bind(config: Config, handler: Arc<dyn Handler>) -> Result<Server, ServeError> {
         if config.listen.is_empty() {
             return Err(ServeError::NoListenAddress);
         }
-        let shutdown = ShutdownHandle::new();
-        let limits = Limits::from_config(&config);
+        let shutdown = ShutdownHandle::new(config.shutdown_timeout);
+        let limits = ConnLimits::from_config(&config);
         let mut listeners = Vec::with_capacity(config.listen.len());
         for &addr in &config.listen {
             let listener = listener::bind(addr, &config, &limits)
@@ -178,15 +151,26 @@ impl Server {
         let shared = Arc::new(Shared {
             handler,
             limits,
+            read_spin: config.read_spin,
+            read_spin_crowd: serving::crowd_threshold(),
             access: config.access.clone(),
             per_ip: config.max_per_ip.map(|max| PerIpLimit::new(max.get())),
             live: LiveConnections::default(),
             stats: Stats::default(),
             shutdown,
         });
+        let (pool, queue) = Pool::start(
+            config.workers.get(),
+            config.stack_size,
+            config.buffer_size,
+            config.queue_capacity(),
+            &shared,
+        )?;
         Ok(Server {
-            config,
+            overflow: config.overflow,
             listeners,
+            queue,
+            pool,
             shared,
         })
     }
@@ -206,7 +190,28 @@ impl Server {
 
     /// Counters that can be read while the server runs (for a stats log on SIGUSR1).
     pub fn stats(&self) -> StatsView {
-        StatsView(Arc::clone(&self.shared))
+        StatsView(self.shared.stats.clone())
+    }
+
+    /// Runs the server on a thread of its own (named `server`) and returns at once: the usual
+    /// way to embed it.
+    ///
+    /// # Errors
+    ///
+    /// When the thread cannot be started.
+    pub fn spawn(self) -> io::Result<Running> {
+        let addrs = self.local_addrs();
+        let shutdown = self.shutdown_handle();
+        let stats = self.stats();
+        let thread = thread::Builder::new()
+            .name("server".to_string())
+            .spawn(move || self.run())?;
+        Ok(Running {
+            addrs,
+            shutdown,
+            stats,
+            thread,
+        })
     }
 
     /// Serves until [`ShutdownHandle::shutdown`] is called and the live connections have
@@ -216,41 +221,28 @@ impl Server {
     /// their own.
     pub fn run(self) -> StatsSnapshot {
         let Server {
-            config,
+            overflow,
             mut listeners,
+            queue,
+            pool,
             shared,
         } = self;
-        let (queue_in, queue_out) = crossbeam_channel::bounded(config.queue_capacity());
-        let pool = Pool::start(
-            config.workers.get(),
-            config.stack_size,
-            config.buffer_size,
-            &queue_out,
-            &shared,
-        );
-        drop(queue_out);
-        let next_id = AtomicU64::new(0);
-        let ctx = AcceptContext {
-            shared: &shared,
-            overflow: config.overflow,
-            next_id: &next_id,
-            reject_logs: RejectReason::ALL.map(|_| Throttle::new(Duration::from_secs(1))),
-        };
+        let ctx = AcceptContext::new(&shared, overflow);
         let first = listeners.remove(0);
         thread::scope(|scope| {
             for listener in &listeners {
-                let queue = queue_in.clone();
+                let queue = queue.clone();
                 let ctx = &ctx;
                 let name = format!("accept-{}", listener.local_addr().map_or(0, |a| a.port()));
                 let spawned = thread::Builder::new()
                     .name(name)
-                    .spawn_scoped(scope, move || accept::run(listener, queue, ctx));
+                    .spawn_scoped(scope, move || accepting::run(listener, queue, ctx));
                 if let Err(err) = spawned {
                     error!(error = %err, "cannot start an accept thread; stopping");
                     shared.shutdown.shutdown();
                 }
             }
-            accept::run(&first, queue_in, &ctx);
+            accepting::run(&first, queue, &ctx);
         });
         // Every accept loop has returned and dropped its sender: the workers drain the queue.
         drain(pool, &shared);
@@ -262,16 +254,12 @@ impl Server {
 
 /// Lets live and queued connections finish until the shutdown timeout, then closes the rest.
 fn drain(pool: Pool, shared: &Shared) {
-    let timeout = shared.limits.shutdown_timeout;
-    let deadline = shared
-        .shutdown
-        .deadline(timeout)
-        .unwrap_or_else(Instant::now);
+    let deadline = shared.shutdown.deadline().unwrap_or_else(Instant::now);
     let snapshot = shared.stats.snapshot();
     info!(
         live = snapshot.active,
         queued = snapshot.queued,
-        ?timeout,
+        timeout = ?shared.shutdown.drain_timeout(),
         "stopped accepting; waiting for live connections"
     );
     if !pool.wait_until(deadline) {
@@ -293,11 +281,59 @@ fn drain(pool: Pool, shared: &Shared) {
 
 /// Read access to a running server's counters.
 #[derive(Clone)]
-pub struct StatsView(Arc<Shared>);
+pub struct StatsView(Stats);
 
 impl StatsView {
     /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
-        self.0.stats.snapshot()
+        self.0.snapshot()
+    }
+}
+
+/// A server running on its own thread, from [`Server::spawn`].
+pub struct Running {
+    addrs: Vec<SocketAddr>,
+    shutdown: ShutdownHandle,
+    stats: StatsView,
+    thread: JoinHandle<StatsSnapshot>,
+}
+
+impl Running {
+    /// The bound addresses, with the real ports.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// A handle that stops the server from any thread (a signal handler, say).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Its counters, while it runs.
+    pub fn stats(&self) -> StatsView {
+        self.stats.clone()
+    }
+
+    /// Stops the server gracefully and waits for it: live connections may finish until the
+    /// shutdown timeout. Returns the final counters.
+    ///
+    /// # Panics
+    ///
+    /// If the server's thread panicked, with that panic.
+    pub fn stop(self) -> StatsSnapshot {
+        self.shutdown.shutdown();
+        self.join()
+    }
+
+    /// Waits until the server stops (after a shutdown from elsewhere) and returns the final
+    /// counters.
+    ///
+    /// # Panics
+    ///
+    /// If the server's thread panicked, with that panic.
+    pub fn join(self) -> StatsSnapshot {
+        self.thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 }

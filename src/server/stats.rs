@@ -1,21 +1,17 @@
 //! Counters of what the server did, kept in atomics and shown as a one-line summary.
+//!
+//! One rule keeps them right on every path, including a panic: a count of connections in some
+//! state (`queued`, `active`) changes only through a guard that the connection's owner holds
+//! while it is in that state ([`Stats::enter`]), and every accepted connection holds a [`Ticket`]
+//! that is spent exactly once, as one rejection or one close. So `accepted` always equals the
+//! sum of `rejected[...]` and `closed[...]` once the connections have ended.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use echopool_handlers::CloseReason;
-
-/// Every `CloseReason`, in the order of [`Stats::closed`].
-const REASONS: [CloseReason; 8] = [
-    CloseReason::Eof,
-    CloseReason::IdleTimeout,
-    CloseReason::WriteTimeout,
-    CloseReason::MaxDuration,
-    CloseReason::MaxBytes,
-    CloseReason::Shutdown,
-    CloseReason::Error,
-    CloseReason::Panic,
-];
+use tracing::error;
 
 /// Why a connection was closed on the accept thread, before any worker saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +41,8 @@ impl RejectReason {
         }
     }
 
-    fn index(self) -> usize {
+    /// This reason's position in [`RejectReason::ALL`].
+    pub fn index(self) -> usize {
         self as usize
     }
 }
@@ -56,19 +53,41 @@ impl fmt::Display for RejectReason {
     }
 }
 
+/// A count of connections in one state, changed only by the guard [`Stats::enter`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gauge {
+    /// Accepted and waiting in the queue for a worker.
+    Queued,
+    /// Being served by a worker.
+    Active,
+}
+
 /// Server-wide counters. Relaxed atomics: each number is exact, their sum at one instant is not.
+/// Cheap to clone: the clones share the counters.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stats(Arc<Counters>);
+
 #[derive(Debug, Default)]
-pub struct Stats {
+struct Counters {
     accepted: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
     queued: AtomicU64,
     active: AtomicU64,
-    closed: [AtomicU64; REASONS.len()],
+    closed: [AtomicU64; CloseReason::ALL.len()],
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
 }
 
-/// A copy of [`Stats`] at one moment.
+impl Counters {
+    fn gauge(&self, gauge: Gauge) -> &AtomicU64 {
+        match gauge {
+            Gauge::Queued => &self.queued,
+            Gauge::Active => &self.active,
+        }
+    }
+}
+
+/// A copy of the counters at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
     /// Connections accepted from the listeners.
@@ -88,51 +107,90 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
-    pub(crate) fn accepted(&self) {
-        self.accepted.fetch_add(1, Relaxed);
+    /// Counts a connection accepted; the ticket it returns must be spent on its end.
+    pub(crate) fn accept(&self) -> Ticket {
+        self.0.accepted.fetch_add(1, Relaxed);
+        Ticket {
+            stats: self.clone(),
+        }
     }
 
-    pub(crate) fn rejected(&self, reason: RejectReason) {
-        self.rejected[reason.index()].fetch_add(1, Relaxed);
+    /// Counts one more connection in `gauge` until the guard drops.
+    pub(crate) fn enter(&self, gauge: Gauge) -> InGauge {
+        self.0.gauge(gauge).fetch_add(1, Relaxed);
+        InGauge {
+            stats: self.clone(),
+            gauge,
+        }
     }
 
-    pub(crate) fn enqueued(&self) {
-        self.queued.fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn dequeued(&self) {
-        self.queued.fetch_sub(1, Relaxed);
-    }
-
-    /// Counts a connection as active until the guard drops; a panic cannot leave it counted.
-    pub(crate) fn active(&self) -> ActiveGuard<'_> {
-        self.active.fetch_add(1, Relaxed);
-        ActiveGuard(self)
-    }
-
-    /// Connections being served now.
-    pub(crate) fn active_now(&self) -> u64 {
-        self.active.load(Relaxed)
-    }
-
-    pub(crate) fn closed(&self, reason: CloseReason, bytes_in: u64, bytes_out: u64) {
-        let index = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
-        self.closed[index].fetch_add(1, Relaxed);
-        self.bytes_in.fetch_add(bytes_in, Relaxed);
-        self.bytes_out.fetch_add(bytes_out, Relaxed);
+    /// How many connections are in `gauge` now.
+    pub(crate) fn now_in(&self, gauge: Gauge) -> u64 {
+        self.0.gauge(gauge).load(Relaxed)
     }
 
     /// The counters now.
-    pub fn snapshot(&self) -> StatsSnapshot {
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        let c = &self.0;
         StatsSnapshot {
-            accepted: self.accepted.load(Relaxed),
-            rejected: load_each(&RejectReason::ALL, &self.rejected),
-            queued: self.queued.load(Relaxed),
-            active: self.active.load(Relaxed),
-            closed: load_each(&REASONS, &self.closed),
-            bytes_in: self.bytes_in.load(Relaxed),
-            bytes_out: self.bytes_out.load(Relaxed),
+            accepted: c.accepted.load(Relaxed),
+            rejected: load_each(&RejectReason::ALL, &c.rejected),
+            queued: c.queued.load(Relaxed),
+            active: c.active.load(Relaxed),
+            closed: load_each(&CloseReason::ALL, &c.closed),
+            bytes_in: c.bytes_in.load(Relaxed),
+            bytes_out: c.bytes_out.load(Relaxed),
         }
+    }
+}
+
+/// One accepted connection's entry in the books, spent once: by [`reject`](Ticket::reject) or
+/// [`close`](Ticket::close). A ticket dropped unspent (a bug) is counted as an error and logged,
+/// never lost.
+#[derive(Debug)]
+#[must_use = "a connection's end must be counted"]
+pub(crate) struct Ticket {
+    stats: Stats,
+}
+
+impl Ticket {
+    /// Counts the connection as refused on the accept thread.
+    pub(crate) fn reject(self, reason: RejectReason) {
+        self.stats.0.rejected[reason.index()].fetch_add(1, Relaxed);
+        std::mem::forget(self);
+    }
+
+    /// Counts the connection as closed for `reason`, with the bytes it moved.
+    pub(crate) fn close(self, reason: CloseReason, bytes_in: u64, bytes_out: u64) {
+        self.count_close(reason, bytes_in, bytes_out);
+        std::mem::forget(self);
+    }
+
+    fn count_close(&self, reason: CloseReason, bytes_in: u64, bytes_out: u64) {
+        let c = &self.stats.0;
+        c.closed[reason.index()].fetch_add(1, Relaxed);
+        c.bytes_in.fetch_add(bytes_in, Relaxed);
+        c.bytes_out.fetch_add(bytes_out, Relaxed);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        error!("a connection ended without being counted; counting it as an error");
+        self.count_close(CloseReason::Error, 0, 0);
+    }
+}
+
+/// A connection's place in a [`Gauge`]; leaving the state is dropping this.
+#[derive(Debug)]
+pub(crate) struct InGauge {
+    stats: Stats,
+    gauge: Gauge,
+}
+
+impl Drop for InGauge {
+    fn drop(&mut self) {
+        self.stats.0.gauge(self.gauge).fetch_sub(1, Relaxed);
     }
 }
 
@@ -143,15 +201,6 @@ fn load_each<R: Copy>(reasons: &[R], counters: &[AtomicU64]) -> Vec<(R, u64)> {
         .zip(counters)
         .map(|(reason, count)| (*reason, count.load(Relaxed)))
         .collect()
-}
-
-/// Decrements the active count when dropped.
-pub(crate) struct ActiveGuard<'a>(&'a Stats);
-
-impl Drop for ActiveGuard<'_> {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Relaxed);
-    }
 }
 
 impl StatsSnapshot {
@@ -215,22 +264,55 @@ mod tests {
     #[test]
     fn counts_and_formats() {
         let stats = Stats::default();
-        stats.accepted();
-        stats.accepted();
-        stats.rejected(RejectReason::QueueFull);
+        stats.accept().reject(RejectReason::QueueFull);
+        let ticket = stats.accept();
         {
-            let _active = stats.active();
+            let _active = stats.enter(Gauge::Active);
             assert_eq!(stats.snapshot().active, 1);
         }
-        stats.closed(CloseReason::Eof, 10, 10);
-        stats.closed(CloseReason::IdleTimeout, 0, 0);
+        ticket.close(CloseReason::Eof, 10, 10);
+        stats.accept().close(CloseReason::IdleTimeout, 0, 0);
         let snapshot = stats.snapshot();
         assert_eq!(snapshot.active, 0);
         assert_eq!(snapshot.closed_for(CloseReason::Eof), 1);
         assert_eq!(
             snapshot.to_string(),
-            "accepted=2 active=0 queued=0 rejected[queue-full=1] \
+            "accepted=3 active=0 queued=0 rejected[queue-full=1] \
              closed[eof=1 idle-timeout=1] bytes_in=10 bytes_out=10"
         );
+    }
+
+    #[test]
+    fn every_close_reason_has_its_own_counter() {
+        let stats = Stats::default();
+        for reason in CloseReason::ALL {
+            stats.accept().close(reason, 0, 0);
+        }
+        for (reason, count) in stats.snapshot().closed {
+            assert_eq!(count, 1, "{reason}");
+        }
+    }
+
+    #[test]
+    fn a_gauge_guard_moved_across_threads_leaves_on_drop_even_in_a_panic() {
+        let stats = Stats::default();
+        let queued = stats.enter(Gauge::Queued);
+        assert_eq!(stats.now_in(Gauge::Queued), 1);
+        let panicked = std::thread::spawn(move || {
+            let _queued = queued;
+            panic!("a worker panics holding the guard");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert_eq!(stats.now_in(Gauge::Queued), 0);
+    }
+
+    #[test]
+    fn an_unspent_ticket_counts_as_an_error_not_as_lost() {
+        let stats = Stats::default();
+        drop(stats.accept());
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.accepted, 1);
+        assert_eq!(snapshot.closed_for(CloseReason::Error), 1);
     }
 }

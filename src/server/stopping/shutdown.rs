@@ -1,13 +1,11 @@
 //! The shutdown handle: how a signal, a test or an embedding program stops a server.
 
-use std::net::TcpListener;
+use std::net::{Shutdown, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-
-use super::listener;
 
 /// Stops a running server gracefully: accepting ends at once (new connects are refused), live
 /// connections run until they end or the shutdown timeout passes, then [`Server::run`] returns.
@@ -21,6 +19,8 @@ pub struct ShutdownHandle {
 }
 
 struct State {
+    /// How long live connections may finish once the shutdown began (`--shutdown-timeout`).
+    drain_timeout: Duration,
     /// When the shutdown began; unset while the server runs.
     began: OnceLock<Instant>,
     /// Dropped when the shutdown begins, which disconnects `stopped` and so wakes every thread
@@ -34,10 +34,13 @@ struct State {
 }
 
 impl ShutdownHandle {
-    pub(crate) fn new() -> Self {
+    /// A handle for a server whose connections may finish for `drain_timeout` once the
+    /// shutdown began.
+    pub(crate) fn new(drain_timeout: Duration) -> Self {
         let (wake, stopped) = crossbeam_channel::bounded(0);
         ShutdownHandle {
             state: Arc::new(State {
+                drain_timeout,
                 began: OnceLock::new(),
                 wake: Mutex::new(Some(wake)),
                 stopped,
@@ -54,7 +57,7 @@ impl ShutdownHandle {
         }
         drop(self.state.wake.lock().unwrap().take());
         for listener in self.state.listeners.lock().unwrap().drain(..) {
-            listener::stop(&listener);
+            stop(&listener);
         }
     }
 
@@ -67,7 +70,7 @@ impl ShutdownHandle {
     pub(crate) fn watch(&self, listener: TcpListener) {
         let mut listeners = self.state.listeners.lock().unwrap();
         if self.is_shutting_down() {
-            listener::stop(&listener);
+            stop(&listener);
         } else {
             listeners.push(listener);
         }
@@ -83,9 +86,15 @@ impl ShutdownHandle {
         let _ = self.state.stopped.recv_timeout(duration);
     }
 
-    /// The drain deadline: the start of the shutdown plus `timeout`, once it has begun.
-    pub(crate) fn deadline(&self, timeout: Duration) -> Option<Instant> {
+    /// The drain deadline: the start of the shutdown plus the drain timeout, once it has begun.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let timeout = self.state.drain_timeout;
         self.state.began.get().map(|began| *began + timeout)
+    }
+
+    /// How long live connections may finish once the shutdown began.
+    pub(crate) fn drain_timeout(&self) -> Duration {
+        self.state.drain_timeout
     }
 
     /// Marks that the drain deadline passed: connections still queued are closed unserved.
@@ -97,6 +106,15 @@ impl ShutdownHandle {
     pub(crate) fn is_forced(&self) -> bool {
         self.state.forced.load(Ordering::SeqCst)
     }
+}
+
+/// Makes a thread blocked in `accept` on this listener return, and refuses new connects.
+///
+/// On Linux, `shutdown` of a listening socket wakes every `accept` on it with an error and
+/// takes the socket out of the listen table at once, with no self-connect and no polling.
+fn stop(listener: &TcpListener) {
+    // ENOTCONN here only means it was stopped already.
+    let _ = socket2::SockRef::from(listener).shutdown(Shutdown::Both);
 }
 
 impl std::fmt::Debug for ShutdownHandle {
@@ -113,9 +131,9 @@ mod tests {
 
     #[test]
     fn shutdown_wakes_sleepers_and_is_idempotent() {
-        let handle = ShutdownHandle::new();
+        let handle = ShutdownHandle::new(Duration::from_secs(1));
         assert!(!handle.is_shutting_down());
-        assert_eq!(handle.deadline(Duration::from_secs(1)), None);
+        assert_eq!(handle.deadline(), None);
         let sleeper = {
             let handle = handle.clone();
             std::thread::spawn(move || {
@@ -128,6 +146,41 @@ mod tests {
         handle.shutdown();
         assert!(handle.is_shutting_down());
         assert!(sleeper.join().unwrap() < Duration::from_secs(10));
-        assert!(handle.deadline(Duration::from_secs(1)).is_some());
+        let began = handle.deadline().unwrap() - Duration::from_secs(1);
+        assert!(began <= Instant::now());
+    }
+
+    #[test]
+    fn shutdown_wakes_a_blocked_accept_and_refuses_new_connects() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = ShutdownHandle::new(Duration::ZERO);
+        handle.watch(listener.try_clone().unwrap());
+        let (accepted, woke) = crossbeam_channel::bounded(1);
+        let acceptor = std::thread::spawn(move || {
+            let _ = accepted.send(listener.accept().map(|_| ()));
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        handle.shutdown();
+        // A watchdog, not a hang: if the shutdown did not wake it, this fails.
+        let woken = woke.recv_timeout(Duration::from_secs(10));
+        assert!(
+            matches!(woken, Ok(Err(_))),
+            "accept was not woken: {woken:?}"
+        );
+        acceptor.join().unwrap();
+        let refused = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        assert!(refused.is_err(), "a stopped listener accepted a connect");
+    }
+
+    #[test]
+    fn a_listener_watched_after_the_shutdown_is_stopped_at_once() {
+        let handle = ShutdownHandle::new(Duration::ZERO);
+        handle.shutdown();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        handle.watch(listener.try_clone().unwrap());
+        let refused = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        assert!(refused.is_err(), "a stopped listener accepted a connect");
     }
 }

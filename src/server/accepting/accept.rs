@@ -9,10 +9,11 @@ use crossbeam_channel::{Select, Sender, TrySendError};
 use echopool_handlers::{CloseReason, ConnInfo};
 use tracing::{debug, error, info_span, warn};
 
-use super::connection::Accepted;
-use super::stats::RejectReason;
 use super::throttle::Throttle;
-use super::{Overflow, Shared};
+use crate::server::queue::Accepted;
+use crate::server::serving::limits::is_timeout;
+use crate::server::stats::{Gauge, RejectReason, Ticket};
+use crate::server::{Overflow, Shared};
 
 /// The first and the longest pause after an accept error that is not about one connection.
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
@@ -20,11 +21,23 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// What every accept loop shares.
 pub(crate) struct AcceptContext<'a> {
-    pub(crate) shared: &'a Shared,
-    pub(crate) overflow: Overflow,
-    pub(crate) next_id: &'a AtomicU64,
+    shared: &'a Shared,
+    overflow: Overflow,
+    /// The last connection id given out.
+    next_id: AtomicU64,
     /// One log throttle per reject reason, so a flood of one kind cannot hide another.
-    pub(crate) reject_logs: [Throttle; RejectReason::ALL.len()],
+    reject_logs: [Throttle; RejectReason::ALL.len()],
+}
+
+impl<'a> AcceptContext<'a> {
+    pub(crate) fn new(shared: &'a Shared, overflow: Overflow) -> Self {
+        AcceptContext {
+            shared,
+            overflow,
+            next_id: AtomicU64::new(0),
+            reject_logs: RejectReason::ALL.map(|_| Throttle::new(Duration::from_secs(1))),
+        }
+    }
 }
 
 /// Accepts from `listener` until the shutdown begins, handing each connection to `queue`.
@@ -44,8 +57,9 @@ pub(crate) fn run(listener: &TcpListener, queue: Sender<Accepted>, ctx: &AcceptC
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(_) if shutdown.is_shutting_down() => return,
-            // The listener carries the idle timeout for its connections to inherit, so an
-            // accept with nobody connecting returns once per idle timeout: not an error.
+            // The listener carries the read timeout for its connections to inherit
+            // (`ConnLimits::apply_to`), so an accept with nobody connecting returns once per
+            // idle timeout: not an error.
             Err(err) if is_timeout(&err) => continue,
             Err(err) if is_about_one_connection(&err) => {
                 debug!(%local, error = %err, "a connection ended before it was accepted");
@@ -59,19 +73,19 @@ pub(crate) fn run(listener: &TcpListener, queue: Sender<Accepted>, ctx: &AcceptC
             }
         };
         backoff = BACKOFF_MIN;
-        ctx.shared.stats.accepted();
+        let ticket = ctx.shared.stats.accept();
         let id = ctx.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let span = info_span!("conn", id, %peer);
         // Checked here, before the connection can take a place in the queue or a worker.
         if !ctx.shared.access.permits(peer.ip()) {
-            reject(RejectReason::Denied, &span, ctx);
+            reject(ticket, RejectReason::Denied, &span, ctx);
             continue;
         }
         let per_ip_slot = match &ctx.shared.per_ip {
             Some(limit) => match limit.acquire(peer.ip()) {
                 Some(slot) => Some(slot),
                 None => {
-                    reject(RejectReason::PerIpLimit, &span, ctx);
+                    reject(ticket, RejectReason::PerIpLimit, &span, ctx);
                     continue;
                 }
             },
@@ -81,17 +95,12 @@ pub(crate) fn run(listener: &TcpListener, queue: Sender<Accepted>, ctx: &AcceptC
             stream,
             info: ConnInfo { id, peer, local },
             span,
+            ticket,
             per_ip_slot,
+            queued: ctx.shared.stats.enter(Gauge::Queued),
         };
         hand_off(conn, &queue, ctx);
     }
-}
-
-fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// Errors that concern only the connection being accepted (it was reset or aborted before we
@@ -108,21 +117,15 @@ fn is_about_one_connection(err: &io::Error) -> bool {
 
 /// Queues `conn` for a worker, applying the overflow policy when the queue is full.
 fn hand_off(conn: Accepted, queue: &Sender<Accepted>, ctx: &AcceptContext<'_>) {
-    let stats = &ctx.shared.stats;
-    stats.enqueued();
     let full = match queue.try_send(conn) {
         Ok(()) => return,
         Err(TrySendError::Full(conn)) => conn,
-        Err(TrySendError::Disconnected(_)) => {
-            stats.dequeued();
-            error!("no workers are left to take connections");
-            return;
-        }
+        Err(TrySendError::Disconnected(conn)) => return no_workers(conn),
     };
     match ctx.overflow {
         Overflow::Reject => {
-            stats.dequeued();
-            reject(RejectReason::QueueFull, &full.span, ctx);
+            let Accepted { ticket, span, .. } = full;
+            reject(ticket, RejectReason::QueueFull, &span, ctx);
         }
         Overflow::Block => block_until_queued(full, queue, ctx),
     }
@@ -130,9 +133,9 @@ fn hand_off(conn: Accepted, queue: &Sender<Accepted>, ctx: &AcceptContext<'_>) {
 
 /// Counts and logs a connection closed on the accept thread; the caller drops the stream,
 /// which closes it. The log is throttled per reason so a flood cannot flood the log.
-fn reject(reason: RejectReason, span: &tracing::Span, ctx: &AcceptContext<'_>) {
-    ctx.shared.stats.rejected(reason);
-    let Some(held_back) = ctx.reject_logs[reason as usize].allow() else {
+fn reject(ticket: Ticket, reason: RejectReason, span: &tracing::Span, ctx: &AcceptContext<'_>) {
+    ticket.reject(reason);
+    let Some(held_back) = ctx.reject_logs[reason.index()].allow() else {
         return;
     };
     let _entered = span.enter();
@@ -157,21 +160,25 @@ fn block_until_queued(conn: Accepted, queue: &Sender<Accepted>, ctx: &AcceptCont
     select.recv(shutdown.stopped());
     let op = select.select();
     if op.index() == send {
-        if op.send(queue, conn).is_err() {
-            ctx.shared.stats.dequeued();
-            error!("no workers are left to take connections");
+        if let Err(err) = op.send(queue, conn) {
+            no_workers(err.into_inner());
         }
         return;
     }
     let _ = op.recv(shutdown.stopped());
-    let deadline = shutdown
-        .deadline(ctx.shared.limits.shutdown_timeout)
-        .expect("the shutdown has begun");
+    let deadline = shutdown.deadline().expect("the shutdown has begun");
     if let Err(err) = queue.send_deadline(conn, deadline) {
-        let conn = err.into_inner();
-        ctx.shared.stats.dequeued();
-        ctx.shared.stats.closed(CloseReason::Shutdown, 0, 0);
-        let _entered = conn.span.enter();
+        let Accepted { ticket, span, .. } = err.into_inner();
+        ticket.close(CloseReason::Shutdown, 0, 0);
+        let _entered = span.enter();
         warn!("closed unserved: no worker was free before the shutdown timeout");
     }
+}
+
+/// The queue has no receiver: every worker is gone (only while the server stops).
+fn no_workers(conn: Accepted) {
+    let Accepted { ticket, span, .. } = conn;
+    ticket.close(CloseReason::Error, 0, 0);
+    let _entered = span.enter();
+    error!("no workers are left to take connections");
 }

@@ -15,8 +15,18 @@
 //! worker, and the polls would only add context switches.
 
 use std::io;
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
+
+use super::transport::Transport;
+
+/// Connections being served per core above which workers stop polling (see the module's
+/// documentation for the measurement).
+const MAX_ACTIVE_PER_CORE: u64 = 16;
+
+/// How many connections may be served at once before polling stops paying: 16 per core.
+pub(crate) fn crowd_threshold() -> u64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    MAX_ACTIVE_PER_CORE * cores as u64
+}
 
 /// The adaptive poll budget of one connection.
 #[derive(Debug)]
@@ -43,7 +53,7 @@ impl ReadSpin {
     /// came and the caller should block. A `crowded` server does not poll.
     pub(crate) fn poll(
         &mut self,
-        stream: &TcpStream,
+        transport: &mut impl Transport,
         buf: &mut [u8],
         crowded: bool,
         more_waiting: bool,
@@ -58,7 +68,7 @@ impl ReadSpin {
             if poll > 0 || !more_waiting {
                 std::thread::yield_now();
             }
-            match recv_now(stream, buf) {
+            match transport.read_now(buf) {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 result => {
@@ -81,31 +91,11 @@ impl ReadSpin {
     }
 }
 
-/// `recv` with `MSG_DONTWAIT`: this one call does not block, whatever the socket's mode, so
-/// the worker's blocking reads and their timeouts stay as they are.
-fn recv_now(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call, and the file
-    // descriptor belongs to `stream`, which outlives the call.
-    let received = unsafe {
-        libc::recv(
-            stream.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if received < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(received as usize)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -125,7 +115,7 @@ mod tests {
         spin.blocked_read_returned(); // the first message came by a blocking read
         for _ in 0..1000 {
             spin.blocked_read_returned();
-            if let Some(result) = spin.poll(&served, &mut buf, false, false) {
+            if let Some(result) = spin.poll(&mut &served, &mut buf, false, false) {
                 found = Some(result.unwrap());
                 break;
             }
@@ -142,7 +132,7 @@ mod tests {
         spin.budget = 8;
         let mut buf = [0; 16];
         for expected in [4, 2, 1, 0, 0] {
-            assert!(spin.poll(&served, &mut buf, false, false).is_none());
+            assert!(spin.poll(&mut &served, &mut buf, false, false).is_none());
             assert_eq!(spin.budget, expected);
         }
         spin.blocked_read_returned();
@@ -158,7 +148,7 @@ mod tests {
         let mut spin = ReadSpin::new(0);
         spin.blocked_read_returned();
         spin.blocked_read_returned();
-        assert!(spin.poll(&served, &mut [0; 4], false, false).is_none());
+        assert!(spin.poll(&mut &served, &mut [0; 4], false, false).is_none());
     }
 
     #[test]
@@ -167,7 +157,7 @@ mod tests {
         client.write_all(b"x").unwrap();
         let mut spin = ReadSpin::new(8);
         spin.budget = 8;
-        assert!(spin.poll(&served, &mut [0; 4], true, false).is_none());
+        assert!(spin.poll(&mut &served, &mut [0; 4], true, false).is_none());
         assert_eq!(spin.budget, 8, "not polling is not a miss");
     }
 }

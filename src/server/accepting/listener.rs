@@ -1,20 +1,24 @@
 //! Binding listening sockets with the options a server needs.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use super::{Config, Limits};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use crate::server::serving::limits::ConnLimits;
+use crate::server::Config;
 
 /// Binds `addr` and starts listening with room for `config.backlog` pending connections.
 ///
 /// `SO_REUSEADDR` lets a restarted server bind while old connections sit in TIME_WAIT; an IPv6
 /// socket is IPv6-only so that `[::]:P` and `0.0.0.0:P` can be listened on side by side. The
-/// per-connection options are set here once: on Linux, accepted sockets inherit them, which
-/// saves three system calls per connection.
-pub(crate) fn bind(addr: SocketAddr, config: &Config, limits: &Limits) -> io::Result<TcpListener> {
+/// listener carries the options its connections start with (see [`ConnLimits::apply_to`]).
+pub(crate) fn bind(
+    addr: SocketAddr,
+    config: &Config,
+    limits: &ConnLimits,
+) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -24,30 +28,14 @@ pub(crate) fn bind(addr: SocketAddr, config: &Config, limits: &Limits) -> io::Re
     if let Some(wait) = config.defer_accept {
         set_defer_accept(&socket, wait)?;
     }
-    set_connection_options(&socket, limits)?;
+    limits.apply_to(SockRef::from(&socket))?;
     socket.listen(config.backlog)?;
     Ok(socket.into())
 }
 
-/// TCP_NODELAY (a short echo must leave at once, not wait for an ACK: Nagle against delayed
-/// ACK costs 40 ms a round trip) and the idle and write timeouts.
-fn set_connection_options(socket: &Socket, limits: &Limits) -> io::Result<()> {
-    socket.set_nodelay(true)?;
-    socket.set_read_timeout(limits.first_read_timeout())?;
-    socket.set_write_timeout(limits.write_timeout)
-}
-
-/// Gives an accepted socket the per-connection options where it does not inherit them from
-/// its listener (everywhere but Linux, to be safe).
-pub(crate) fn set_inherited_options(stream: &TcpStream, limits: &Limits) -> io::Result<()> {
-    if cfg!(target_os = "linux") {
-        return Ok(());
-    }
-    set_connection_options(&socket2::SockRef::from(stream), limits)
-}
-
 /// Sets `TCP_DEFER_ACCEPT` (whole seconds, at least one), which socket2 does not wrap.
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
 fn set_defer_accept(socket: &Socket, wait: Duration) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let seconds = libc::c_int::try_from(wait.as_secs().max(1)).unwrap_or(libc::c_int::MAX);
@@ -76,16 +64,6 @@ fn set_defer_accept(_socket: &Socket, _wait: Duration) -> io::Result<()> {
     ))
 }
 
-/// Makes a thread blocked in `accept` on this listener return, and refuses new connects.
-///
-/// On Linux, `shutdown` of a listening socket wakes every `accept` on it with an error and
-/// takes the socket out of the listen table at once, with no self-connect and no polling.
-pub(crate) fn stop(listener: &TcpListener) {
-    let socket = socket2::SockRef::from(listener);
-    // ENOTCONN here only means it was stopped already.
-    let _ = socket.shutdown(std::net::Shutdown::Both);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,7 +75,7 @@ mod tests {
         bind(
             addr.parse().unwrap(),
             &config,
-            &Limits::from_config(&config),
+            &ConnLimits::from_config(&config),
         )
     }
 
@@ -121,23 +99,6 @@ mod tests {
             accepted.write_timeout().unwrap(),
             Some(Duration::from_secs(3))
         );
-    }
-
-    #[test]
-    fn stop_wakes_a_blocked_accept_and_refuses_new_connects() {
-        let listener = bind_with("127.0.0.1:0", Config::default()).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stopper = listener.try_clone().unwrap();
-        let started = Instant::now();
-        let waker = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(50));
-            stop(&stopper);
-        });
-        assert!(listener.accept().is_err());
-        assert!(started.elapsed() < Duration::from_secs(5));
-        waker.join().unwrap();
-        let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
-        assert!(refused.is_err(), "a stopped listener accepted a connect");
     }
 
     #[cfg(target_os = "linux")]

@@ -1,0 +1,88 @@
+//! `echopool serve`: the command-line edge of the server library. It turns the flags into a
+//! `Config`, starts logging and signal handling, prints the `listening on` lines, and runs.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use echopool::handlers::Registry;
+use echopool::server::{AccessPolicy, Config, Server};
+use echopool::signals::SignalThread;
+
+use crate::cli::{HandlerArg, ServeArgs};
+use crate::logs;
+
+/// Runs `echopool serve`: binds, starts the workers, prints one `listening on` line per
+/// listener, serves until SIGTERM or SIGINT, drains, and exits 0.
+///
+/// # Errors
+///
+/// A bind failure (naming the address and the OS reason), a pool the system cannot start
+/// (naming `--workers`), or a broken log filter.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    logs::init(args.log_format, args.verbose, args.quiet)?;
+    logs::log_panics();
+    let (config, handler) = config_from(args);
+    let workers = config.workers.get();
+    let server = Server::bind(config, handler.handler)?;
+    // Handlers first: whoever reads the `listening on` line may signal at once.
+    let signals = SignalThread::start(server.shutdown_handle(), server.stats())
+        .context("cannot install the signal handlers")?;
+    announce(&server.local_addrs());
+    tracing::info!(workers, handler = %handler.spec, "serving");
+    server.run();
+    signals.stop();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints one `listening on IP:PORT` line per listener and flushes at once. A reader that has
+/// gone away (a closed pipe) does not stop the server: it is serving already.
+fn announce(addrs: &[std::net::SocketAddr]) {
+    let mut stdout = std::io::stdout().lock();
+    let written = addrs
+        .iter()
+        .try_for_each(|addr| writeln!(stdout, "listening on {addr}"))
+        .and_then(|()| stdout.flush());
+    if let Err(err) = written {
+        tracing::warn!(error = %err, "cannot print the listening addresses to stdout");
+    }
+}
+
+/// The server configuration that the flags describe, and the handler they name.
+pub fn config_from(args: ServeArgs) -> (Config, HandlerArg) {
+    let handler = args.handler.unwrap_or_else(default_handler);
+    let config = Config {
+        listen: args.listen.into_iter().flat_map(|l| l.addrs).collect(),
+        workers: args.workers,
+        queue: args.queue,
+        overflow: args.overflow,
+        idle_timeout: args.idle_timeout.duration(),
+        write_timeout: args.write_timeout.duration(),
+        max_duration: args.max_duration.duration(),
+        max_bytes: args.max_bytes.0.map(|size| size.0),
+        access: AccessPolicy {
+            allow: args.allow,
+            deny: args.deny,
+        },
+        max_per_ip: args.max_per_ip.0,
+        defer_accept: args.defer_accept.duration(),
+        shutdown_timeout: args.shutdown_timeout.0,
+        buffer_size: args.buffer_size.get(),
+        stack_size: args.stack_size.get(),
+        read_spin: args.read_spin,
+        ..Config::default()
+    };
+    (config, handler)
+}
+
+/// The stock registry's default handler (`echo`).
+fn default_handler() -> HandlerArg {
+    let registry = Registry::stock();
+    let spec = registry
+        .default_name()
+        .expect("the stock registry has handlers");
+    HandlerArg {
+        spec: spec.to_string(),
+        handler: registry.build(spec).expect("the default handler builds"),
+    }
+}

@@ -1,0 +1,7 @@
+//! Stopping: the shutdown handle, and the live connections a forced stop closes.
+
+mod live;
+mod shutdown;
+
+pub(crate) use live::LiveConnections;
+pub use shutdown::ShutdownHandle;
