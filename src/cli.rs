@@ -1,10 +1,11 @@
-//! The command line: `echopool serve | client | bench`.
+//! The command line: `echopool serve | client | bench | completions | man`.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use echopool_handlers::Registry;
 use ipnet::IpNet;
 
@@ -30,6 +31,32 @@ pub enum Command {
     Client(crate::client::ClientArgs),
     /// Load-test a server and report throughput, latency percentiles and errors.
     Bench(crate::bench::BenchArgs),
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(crate::completions::CompletionsArgs),
+    /// Print the man page, or write one per command into a directory.
+    Man(crate::manpages::ManArgs),
+}
+
+/// The whole command line as clap sees it: [`Cli`] plus an `ECHOPOOL_*` variable for each
+/// `serve` flag ([`crate::env_vars`]). Parsing, help, completions and man pages all use it.
+pub fn command() -> clap::Command {
+    crate::env_vars::add(Cli::command())
+}
+
+/// Parses `argv` (program name first) and the `ECHOPOOL_*` variables.
+///
+/// # Errors
+///
+/// A usage error, as clap reports it, except that a bad value from a variable names the
+/// variable rather than its flag.
+pub fn parse_from(argv: impl IntoIterator<Item = impl Into<OsString>>) -> Result<Cli, clap::Error> {
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    let mut cmd = command();
+    let matches = cmd
+        .clone()
+        .try_get_matches_from(&argv)
+        .map_err(|err| crate::env_vars::blame(err, &cmd, &argv))?;
+    Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut cmd))
 }
 
 /// A configuration error that clap cannot see (an environment variable, a combination of
@@ -41,7 +68,8 @@ pub struct ConfigError(pub String);
 /// The default number of workers; see [`ServeArgs::workers`].
 pub const DEFAULT_WORKERS: usize = 256;
 
-/// Flags of `echopool serve`.
+/// Flags of `echopool serve`. Each can also come from an `ECHOPOOL_<FLAG>` variable; see
+/// [`crate::env_vars`].
 #[derive(Debug, Clone, Args)]
 #[command(after_long_help = serve_examples())]
 pub struct ServeArgs {

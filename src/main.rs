@@ -2,16 +2,17 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use echopool::cli::{Cli, Command, ConfigError};
+use echopool::cli::{self, Command, ConfigError};
 
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits 2, as the contract asks.
-    let cli = Cli::parse();
+    let cli = cli::parse_from(std::env::args_os()).unwrap_or_else(|err| err.exit());
     let result = match cli.command {
         Command::Serve(args) => echopool::serve::run(*args),
         Command::Client(args) => echopool::client::run(args),
         Command::Bench(args) => echopool::bench::run(args),
+        Command::Completions(args) => echopool::completions::run(args),
+        Command::Man(args) => echopool::manpages::run(args),
     };
     match result {
         Ok(code) => code,
