@@ -21,7 +21,7 @@
 
 use std::ffi::OsString;
 
-use clap::error::{ContextKind, ContextValue};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, Command};
 
 /// The subcommand whose flags have variables.
@@ -74,45 +74,64 @@ fn with_variable(arg: Arg) -> Arg {
 ///
 /// `cmd` and `argv` are what was parsed. clap reads a variable only when its flag is absent
 /// from the command line, so parsing again with that one variable switched off tells the two
-/// apart: if the same complaint comes back, the command line made it.
+/// apart: if the same complaint comes back, the command line made it. A value that is not
+/// UTF-8 gets an error that names nothing at all; the same test finds its variable.
 pub fn blame(mut err: clap::Error, cmd: &Command, argv: &[OsString]) -> clap::Error {
-    let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg).cloned() else {
-        return err;
+    let shown = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(shown)) => Some(shown.clone()),
+        _ if err.kind() == ErrorKind::InvalidUtf8 => None,
+        _ => return err,
     };
     // An argument shows itself (`--listen <ADDR>`) only once its command is built.
     let mut built = cmd.clone();
     built.build();
-    let blamed = built.get_subcommands().find_map(|sub| {
-        let arg = sub
-            .get_arguments()
-            .find(|arg| arg.get_env().is_some() && arg.to_string() == shown)?;
-        let without = cmd.clone().mut_subcommands(|other| {
-            if other.get_name() != sub.get_name() {
-                return other;
+    for sub in built.get_subcommands() {
+        for arg in sub.get_arguments() {
+            let Some(variable) = arg.get_env().filter(|v| std::env::var_os(v).is_some()) else {
+                continue;
+            };
+            if shown
+                .as_ref()
+                .is_some_and(|shown| *shown != arg.to_string())
+            {
+                continue;
             }
-            other.mut_args(|a| {
-                if a.get_id() == arg.get_id() {
-                    a.env(None)
-                } else {
-                    a
-                }
-            })
-        });
-        let again = without.try_get_matches_from(argv).err();
-        let same = again.is_some_and(|again| {
-            again.get(ContextKind::InvalidArg) == Some(&ContextValue::String(shown.clone()))
-        });
-        (!same).then(|| {
-            arg.get_env()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        })
-    });
-    if let Some(variable) = blamed {
-        err.insert(ContextKind::InvalidArg, ContextValue::String(variable));
+            let again = without_variable(cmd, sub.get_name(), arg.get_id())
+                .try_get_matches_from(argv)
+                .err();
+            let same = again.is_some_and(|again| {
+                again.kind() == err.kind()
+                    && again.get(ContextKind::InvalidArg) == err.get(ContextKind::InvalidArg)
+            });
+            if same {
+                continue;
+            }
+            let variable = variable.to_string_lossy().into_owned();
+            if shown.is_some() {
+                err.insert(ContextKind::InvalidArg, ContextValue::String(variable));
+                return err;
+            }
+            let message = format!("the value of {variable} is not valid UTF-8");
+            return sub.clone().error(ErrorKind::InvalidUtf8, message);
+        }
     }
     err
+}
+
+/// `cmd` with the variable of one argument of one subcommand switched off.
+fn without_variable(cmd: &Command, subcommand: &str, id: &clap::Id) -> Command {
+    cmd.clone().mut_subcommands(|sub| {
+        if sub.get_name() != subcommand {
+            return sub;
+        }
+        sub.mut_args(|arg| {
+            if arg.get_id() == id {
+                arg.env(None)
+            } else {
+                arg
+            }
+        })
+    })
 }
 
 #[cfg(test)]

@@ -114,6 +114,20 @@ fn a_bad_variable_exits_2_naming_the_variable_and_the_value() {
 }
 
 #[test]
+fn a_variable_that_is_not_utf8_is_named() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut command = Command::new(binary());
+    command.args(["serve", "--listen", "127.0.0.1:0"]).env(
+        "ECHOPOOL_MAX_BYTES",
+        std::ffi::OsStr::from_bytes(b"10\xffMiB"),
+    );
+    let output = run_command(command, b"");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("ECHOPOOL_MAX_BYTES"), "{err}");
+}
+
+#[test]
 fn a_bad_flag_is_still_named_as_the_flag() {
     let output = serve_fails(
         &[("ECHOPOOL_IDLE_TIMEOUT", "5s")],
