@@ -1,11 +1,12 @@
-//! The command line: `echopool serve | client | bench`.
+//! The command line: `echopool serve | client | bench | completions | man`.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use echopool::handlers::{Handler, Registry};
 use echopool::server::{Config, Overflow};
 use ipnet::IpNet;
@@ -32,6 +33,32 @@ pub enum Command {
     Client(crate::client::ClientArgs),
     /// Load-test a server and report throughput, latency percentiles and errors.
     Bench(crate::bench::BenchArgs),
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(crate::completions::CompletionsArgs),
+    /// Print the man page, or write one per command into a directory.
+    Man(crate::manpages::ManArgs),
+}
+
+/// The whole command line as clap sees it: [`Cli`] plus an `ECHOPOOL_*` variable for each
+/// `serve` flag ([`crate::env_vars`]). Parsing, help, completions and man pages all use it.
+pub fn command() -> clap::Command {
+    crate::env_vars::add(Cli::command())
+}
+
+/// Parses `argv` (program name first) and the `ECHOPOOL_*` variables.
+///
+/// # Errors
+///
+/// A usage error, as clap reports it, except that a bad value from a variable names the
+/// variable rather than its flag.
+pub fn parse_from(argv: impl IntoIterator<Item = impl Into<OsString>>) -> Result<Cli, clap::Error> {
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    let mut cmd = command();
+    let matches = cmd
+        .clone()
+        .try_get_matches_from(&argv)
+        .map_err(|err| crate::env_vars::blame(err, &cmd, &argv))?;
+    Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut cmd))
 }
 
 /// A configuration error that clap cannot see (an environment variable, a combination of
@@ -45,7 +72,8 @@ fn default() -> Config {
     Config::default()
 }
 
-/// Flags of `echopool serve`. Their defaults are the server's own (`Config::default()`).
+/// Flags of `echopool serve`. Their defaults are the server's own (`Config::default()`); each
+/// can also come from an `ECHOPOOL_<FLAG>` variable (see [`crate::env_vars`]).
 #[derive(Debug, Clone, Args)]
 #[command(after_long_help = serve_examples())]
 pub struct ServeArgs {

@@ -43,7 +43,7 @@ impl fmt::Display for DurationArg {
             f.write_str("0")
         } else if d.subsec_nanos() == 0 {
             write!(f, "{}s", d.as_secs())
-        } else if d.subsec_nanos() % 1_000_000 == 0 {
+        } else if d.subsec_nanos().is_multiple_of(1_000_000) {
             write!(f, "{}ms", d.as_millis())
         } else {
             write!(f, "{}", humantime::format_duration(d))

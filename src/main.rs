@@ -3,23 +3,27 @@
 mod bench;
 mod cli;
 mod client;
+mod completions;
 mod duration_arg;
+mod env_vars;
 mod logs;
+mod manpages;
 mod serve_command;
 mod size_arg;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use cli::{Cli, Command, ConfigError};
+use cli::{Command, ConfigError};
 
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits 2, as the contract asks.
-    let cli = Cli::parse();
+    let cli = cli::parse_from(std::env::args_os()).unwrap_or_else(|err| err.exit());
     let result = match cli.command {
         Command::Serve(args) => serve_command::run(*args),
         Command::Client(args) => client::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => manpages::run(args),
     };
     match result {
         Ok(code) => code,

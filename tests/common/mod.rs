@@ -6,6 +6,7 @@ pub mod clients;
 pub mod counters;
 pub mod procfs;
 pub mod talker;
+pub mod tools;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -48,6 +49,18 @@ impl Server {
         if listeners == 0 {
             command.args(["--listen", "127.0.0.1:0"]);
         }
+        Self::spawn(command, listeners.max(1))
+    }
+
+    /// Starts `echopool serve ARGS` as it is, with no `--listen` added (the addresses come from
+    /// the environment, say), and waits for `listeners` `listening on` lines.
+    pub fn start_listening(mut command: Command, args: &[&str], listeners: usize) -> Server {
+        command.arg("serve").args(args);
+        Self::spawn(command, listeners)
+    }
+
+    fn spawn(mut command: Command, listeners: usize) -> Server {
+        clear_inherited_settings(&mut command);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -62,7 +75,7 @@ impl Server {
             stderr,
             stdout_rest: lines,
         };
-        for _ in 0..listeners.max(1) {
+        for _ in 0..listeners {
             let line = match server.stdout_rest.recv_timeout(TIMEOUT) {
                 Ok(line) => line,
                 Err(_) => panic!(
@@ -196,6 +209,7 @@ pub fn run(args: &[&str], stdin: &[u8]) -> Output {
 
 /// Runs a prepared command to completion with `stdin`, killed after [`TIMEOUT`].
 pub fn run_command(mut command: Command, stdin: &[u8]) -> Output {
+    clear_inherited_settings(&mut command);
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -219,6 +233,21 @@ pub fn run_command(mut command: Command, stdin: &[u8]) -> Output {
     watchdog.join().unwrap();
     feeder.join().unwrap();
     output
+}
+
+/// Removes the `ECHOPOOL_*` variables the child would inherit from whoever runs the tests, so
+/// that a test sees only the settings it gives; variables the test set itself stay.
+fn clear_inherited_settings(command: &mut Command) {
+    let own: Vec<_> = command
+        .get_envs()
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    for (name, _) in std::env::vars_os() {
+        let ours = name.to_string_lossy().starts_with("ECHOPOOL_");
+        if ours && !own.contains(&name) {
+            command.env_remove(name);
+        }
+    }
 }
 
 fn collect(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {

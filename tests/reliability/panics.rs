@@ -30,7 +30,7 @@ impl Handler for PanicEveryTenth {
     fn open(&self, _conn: &ConnInfo) -> Opened {
         let n = self.opened.fetch_add(1, Ordering::SeqCst) + 1;
         Opened::session(MaybePanic {
-            panics: n % 10 == 0,
+            panics: n.is_multiple_of(10),
         })
     }
 }
