@@ -1,11 +1,10 @@
-//! Embedding the server in a program: bind on a free port, serve on a thread, talk to it, and
-//! stop it with its shutdown handle. `cargo run --example embed`
+//! Embedding the server in a program: bind on a free port, run it on a thread of its own, talk
+//! to it, and stop it. `cargo run --example embed`
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use echopool::handlers::{Echo, Logging};
@@ -22,12 +21,8 @@ fn main() -> anyhow::Result<()> {
         ..Config::default()
     };
     // Handlers are plain values: here the logging decorator around echo.
-    let server = Server::bind(config, Arc::new(Logging::new(Echo)))?;
+    let server = Server::bind(config, Arc::new(Logging::new(Echo)))?.spawn()?;
     let addr = server.local_addrs()[0];
-    let stop = server.shutdown_handle();
-    let running = thread::Builder::new()
-        .name("echo-server".into())
-        .spawn(move || server.run())?;
 
     let mut client = TcpStream::connect(addr)?;
     client.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -37,8 +32,7 @@ fn main() -> anyhow::Result<()> {
     client.read_to_string(&mut reply)?;
     println!("{addr} replied {reply:?}");
 
-    stop.shutdown();
-    let stats = running.join().expect("the server thread does not panic");
+    let stats = server.stop();
     println!("served: {stats}");
     Ok(())
 }

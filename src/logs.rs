@@ -23,7 +23,7 @@ pub fn init(format: LogFormat, verbose: u8, quiet: u8) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_thread_names(true)
         .with_target(false);
-    // A second init (tests that run the server twice in one process) keeps the first.
+    // If a subscriber is installed already, it stays: one process, one subscriber.
     let _ = match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())

@@ -56,6 +56,7 @@ fn name(signal: i32) -> &'static str {
     match signal {
         SIGTERM => "SIGTERM",
         SIGINT => "SIGINT",
-        _ => "SIGUSR1",
+        SIGUSR1 => "SIGUSR1",
+        _ => "a signal",
     }
 }

@@ -8,7 +8,6 @@ mod common;
 use std::io::{self, Write};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::thread;
 
 use echopool::handlers::{ConnInfo, Handler, Opened, Session};
 use echopool::server::{Config, Server};
@@ -41,10 +40,11 @@ fn panics_close_only_their_connection_and_every_worker_survives() {
         workers: NonZeroUsize::new(workers).unwrap(),
         ..Config::default()
     };
-    let server = Server::bind(config, Arc::new(PanicOnWord)).unwrap();
+    let server = Server::bind(config, Arc::new(PanicOnWord))
+        .unwrap()
+        .spawn()
+        .unwrap();
     let addr = server.local_addrs()[0];
-    let stop = server.shutdown_handle();
-    let running = thread::spawn(move || server.run());
 
     // A live neighbour on the other worker is not disturbed by the panics.
     let mut neighbour = common::connect(addr);
@@ -71,8 +71,7 @@ fn panics_close_only_their_connection_and_every_worker_survives() {
     assert_eq!(common::read_exact(&mut b, 1), b"b");
     drop((a, b));
 
-    stop.shutdown();
-    let stats = running.join().unwrap();
+    let stats = server.stop();
     assert_eq!(
         stats.closed_for(echopool::handlers::CloseReason::Panic),
         workers as u64 * 3

@@ -72,10 +72,11 @@ fn a_handler_panicking_on_every_tenth_connection_loses_only_those() {
         workers: NonZeroUsize::new(WORKERS).unwrap(),
         ..Config::default()
     };
-    let server = Server::bind(config, Arc::new(PanicEveryTenth::default())).unwrap();
+    let server = Server::bind(config, Arc::new(PanicEveryTenth::default()))
+        .unwrap()
+        .spawn()
+        .unwrap();
     let addr = server.local_addrs()[0];
-    let stop = server.shutdown_handle();
-    let running = thread::spawn(move || server.run());
 
     let (next, echoed, lost) = (
         AtomicUsize::new(0),
@@ -107,8 +108,7 @@ fn a_handler_panicking_on_every_tenth_connection_loses_only_those() {
     }
     drop(held);
 
-    stop.shutdown();
-    let stats = running.join().unwrap();
+    let stats = server.stop();
     assert_eq!(stats.closed_for(CloseReason::Panic), 10, "{stats}");
     assert_eq!(
         stats.closed_for(CloseReason::Eof),

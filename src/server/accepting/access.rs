@@ -36,11 +36,6 @@ impl AccessPolicy {
         }
         self.allow.is_empty() || self.allow.iter().any(|net| net.contains(&ip))
     }
-
-    /// Whether the policy lets every address in (nothing to check).
-    pub fn is_open(&self) -> bool {
-        self.allow.is_empty() && self.deny.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -55,7 +50,6 @@ mod tests {
     #[test]
     fn empty_policy_permits_all() {
         let policy = AccessPolicy::default();
-        assert!(policy.is_open());
         assert!(policy.permits("203.0.113.9".parse().unwrap()));
         assert!(policy.permits("2001:db8::1".parse().unwrap()));
     }
