@@ -27,6 +27,10 @@ SERVER = NICE + ["taskset", "-c", "0"]
 LOAD = NICE + ["taskset", "-c", "1"]
 TICKS = os.sysconf("SC_CLK_TCK")
 ALL_SERVERS = ["echopool", "thread-per-conn", "mutex-pool", "tokio", "iterative"]
+# BASELINE=path/to/another/echopool adds that build as `echopool-baseline`, with echopool's
+# flags: a code change measured side by side with the code before it.
+if os.environ.get("BASELINE"):
+    ALL_SERVERS.insert(1, "echopool-baseline")
 
 # (name, mode, connections, size, unit): unit is the JSON field the table shows.
 THROUGHPUT_CELLS = [
@@ -48,6 +52,8 @@ def server_command(opts, name, workers):
     peers = opts.peers
     return {
         "echopool": [opts.echopool, "serve", "-q", "-w", str(workers), "-l", "127.0.0.1:0"],
+        "echopool-baseline": [os.environ.get("BASELINE", ""), "serve", "-q", "-w", str(workers),
+                              "-l", "127.0.0.1:0"],
         "thread-per-conn": [f"{peers}/thread-per-conn", "127.0.0.1:0"],
         "mutex-pool": [f"{peers}/mutex-pool", "127.0.0.1:0", "--workers", str(workers)],
         "tokio": [f"{peers}/tokio-echo", "127.0.0.1:0"],
@@ -223,6 +229,29 @@ def say(text):
     print(f"[{datetime.now():%H:%M:%S}] {text}", file=sys.stderr, flush=True)
 
 
+def with_retries(opts, label, attempt, disturbed=lambda result: None):
+    """Runs `attempt` up to TRIES times in all: again after a failure, and again while
+    `disturbed(result)` names a reason the run cannot be trusted (other work, a slow host).
+    Returns the last result (flagged in the tables if disturbed), or None if every try failed;
+    one failed run never ends a comparison."""
+    result = None
+    for attempt_number in range(opts.tries):
+        last = attempt_number + 1 == opts.tries
+        try:
+            result = attempt()
+        except (RuntimeError, OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as err:
+            say(f"{label}: FAILED: {err}{'' if last else '; again'}")
+            result = None
+            continue
+        why = disturbed(result)
+        if why is None:
+            break
+        say(f"{label}: {why}; {'kept, flagged' if last else 'again'}")
+        if not last:
+            time.sleep(opts.pause)
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--echopool", required=True)
@@ -262,19 +291,12 @@ def main():
             for name in opts.servers:
                 if not serves(name, cell[1], cell[2]):
                     continue
-                run = None
-                for attempt in range(opts.tries):
-                    try:
-                        run = run_throughput(opts, cell, name, log)
-                    except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as err:
-                        say(f"{cell[0]} {name}: FAILED: {err}")
-                        continue
-                    if run["foreign"] <= opts.max_foreign and run["slowdown"] <= opts.max_slowdown:
-                        break
-                    say(f"{cell[0]} {name}: other work took {run['foreign']:.0%} of a CPU, the "
-                        f"host ran {run['slowdown']:.2f}× slower than its best; "
-                        f"{'again' if attempt + 1 < opts.tries else 'kept, flagged'}")
-                    time.sleep(opts.pause)
+                run = with_retries(
+                    opts, f"{cell[0]} {name}", lambda: run_throughput(opts, cell, name, log),
+                    lambda run: None if run["foreign"] <= opts.max_foreign
+                    and run["slowdown"] <= opts.max_slowdown else
+                    f"other work took {run['foreign']:.0%} of a CPU, the host ran "
+                    f"{run['slowdown']:.2f}× slower than its best")
                 if run is None:
                     continue
                 results[cell[0]].setdefault(name, []).append(run)
@@ -290,10 +312,8 @@ def main():
             for name in opts.servers:
                 if name == "iterative":
                     continue  # it would serve the first connection and leave 999 waiting
-                try:
-                    run = run_idle(opts, name, log)
-                except (RuntimeError, subprocess.TimeoutExpired, OSError) as err:
-                    say(f"idle {name}: FAILED: {err}")
+                run = with_retries(opts, f"idle {name}", lambda: run_idle(opts, name, log))
+                if run is None:
                     continue
                 idle.setdefault(name, []).append(run)
                 record("idle", server=name, round=round_, **run)
@@ -305,12 +325,13 @@ def main():
         for connections in (1, 8, 64):
             runs = loadgen.setdefault(connections, {"naive-client": [], "echopool bench": []})
             for round_ in range(opts.rounds):
-                for attempt in range(opts.tries):
-                    pair = loadgen_pair(opts, connections, round_, log)
-                    if pair["foreign"] <= opts.max_foreign or attempt + 1 == opts.tries:
-                        break
-                    say(f"loadgen {connections}: other work took {pair['foreign']:.0%} of a CPU; again")
-                    time.sleep(opts.pause)
+                pair = with_retries(
+                    opts, f"loadgen {connections}",
+                    lambda: loadgen_pair(opts, connections, round_, log),
+                    lambda pair: None if pair["foreign"] <= opts.max_foreign else
+                    f"other work took {pair['foreign']:.0%} of a CPU")
+                if pair is None:
+                    continue
                 for client in ("naive-client", "echopool bench"):
                     run = {"value": pair[client], "foreign": pair["foreign"]}
                     runs[client].append(run)
