@@ -89,20 +89,41 @@ pub struct ServeArgs {
     )]
     pub listen: Vec<ListenArg>,
 
-    /// Worker threads, the number of connections served at once. Each worker serves one
-    /// connection from its first byte to its close; the rest wait in the queue. An idle worker
-    /// costs a parked thread (a few KiB of resident memory), so the default is generous.
+    /// Worker threads: how many connections are being served at once. A connection with
+    /// nothing to say leaves its worker (see `--park`), so workers bound the connections
+    /// served at the same instant, not the connections held (see `--max-connections`).
     #[arg(short, long, value_name = "N", default_value_t = default().workers)]
     pub workers: NonZeroUsize,
+
+    /// `on`: a connection with nothing to read while others wait for a worker (or quiet for
+    /// `--park-after`), or whose client does not read its answer, leaves its worker for the
+    /// parking lot and resumes on any worker when its socket is ready. `off`: the textbook
+    /// pool, where a worker holds its connection to the end (for teaching and comparison).
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::from(default().park))]
+    pub park: Switch,
+
+    /// How long a worker waits on a quiet connection, when no other connection waits for a
+    /// worker, before it parks it (`0` parks at once). While others wait, it parks at once.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_arg,
+          default_value_t = DurationArg(default().park_after))]
+    pub park_after: DurationArg,
+
+    /// The most connections held at once, served, queued and parked; at the cap `--overflow`
+    /// applies (`block` stops accepting, `reject` accepts and closes). `0` = the descriptor
+    /// limit (which `echopool serve` raises to its hard limit at start) less 64 kept for
+    /// listeners, logs and the poller.
+    #[arg(long, value_name = "N", value_parser = parse_count_limit,
+          default_value_t = Limit(default().max_connections))]
+    pub max_connections: Limit<NonZeroUsize>,
 
     /// Capacity of the queue between the accept loop and the workers [default: the number of
     /// workers].
     #[arg(long, value_name = "N")]
     pub queue: Option<NonZeroUsize>,
 
-    /// What to do with a new connection when the queue is full: `block` stops accepting until a
-    /// worker frees up (the kernel's listen backlog holds new clients meanwhile); `reject`
-    /// accepts and closes it at once.
+    /// What to do with a new connection when the queue (or `--max-connections`) is full: `block`
+    /// stops accepting until there is room (the kernel's listen backlog holds new clients
+    /// meanwhile); `reject` accepts and closes it at once.
     #[arg(long, value_enum, value_name = "POLICY", default_value_t = default().overflow)]
     pub overflow: Overflow,
 
@@ -198,6 +219,34 @@ pub struct ServeArgs {
     /// Fewer logs: `-q` warnings and errors only, `-qq` errors only.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub quiet: u8,
+}
+
+/// An on/off flag value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+impl From<bool> for Switch {
+    fn from(on: bool) -> Self {
+        if on {
+            Switch::On
+        } else {
+            Switch::Off
+        }
+    }
+}
+
+impl fmt::Display for Switch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Switch::On => "on",
+            Switch::Off => "off",
+        })
+    }
 }
 
 /// The log format of `--log-format`.

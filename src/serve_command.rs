@@ -6,10 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use echopool::handlers::Registry;
-use echopool::server::{AccessPolicy, Config, Server};
+use echopool::server::{
+    raise_descriptor_limit, AccessPolicy, Config, Server, RESERVED_DESCRIPTORS,
+};
 use echopool::signals::SignalThread;
 
-use crate::cli::{HandlerArg, ServeArgs};
+use crate::cli::{HandlerArg, ServeArgs, Switch};
 use crate::logs;
 
 /// Runs `echopool serve`: binds, starts the workers, prints one `listening on` line per
@@ -23,6 +25,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     logs::init(args.log_format, args.verbose, args.quiet)?;
     logs::log_panics();
     let (config, handler) = config_from(args);
+    check_descriptors(&config);
     let workers = config.workers.get();
     let server = Server::bind(config, handler.handler)?;
     // Handlers first: whoever reads the `listening on` line may signal at once.
@@ -33,6 +36,29 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     server.run();
     signals.stop();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the descriptor limit as far as the hard limit allows (each connection holds one),
+/// and warns when it is still below what `--max-connections` asks for.
+fn check_descriptors(config: &Config) {
+    let limit = match raise_descriptor_limit() {
+        Ok(limit) => limit,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot raise the descriptor limit");
+            return;
+        }
+    };
+    if let Some(max) = config.max_connections {
+        let room = limit.saturating_sub(RESERVED_DESCRIPTORS);
+        if max.get() as u64 > room {
+            tracing::warn!(
+                max_connections = max.get(),
+                descriptor_limit = limit,
+                "--max-connections is above what the descriptor limit leaves for connections \
+                 ({room}); past that, accepting fails until connections close (raise `ulimit -n`)"
+            );
+        }
+    }
 }
 
 /// Prints one `listening on IP:PORT` line per listener and flushes at once. A reader that has
@@ -65,6 +91,9 @@ pub fn config_from(args: ServeArgs) -> (Config, HandlerArg) {
             deny: args.deny,
         },
         max_per_ip: args.max_per_ip.0,
+        park: args.park == Switch::On,
+        park_after: args.park_after.0,
+        max_connections: args.max_connections.0,
         defer_accept: args.defer_accept.duration(),
         shutdown_timeout: args.shutdown_timeout.0,
         buffer_size: args.buffer_size.get(),

@@ -1,4 +1,5 @@
-//! The fixed pool, the queue between accept and the workers, and the idle timeout.
+//! The textbook pool (`--park off`: a worker holds its connection to the end), the queue
+//! between accept and the workers, and the idle timeout.
 
 mod common;
 
@@ -28,7 +29,7 @@ fn echoed_within(stream: &mut TcpStream, probe: &[u8], wait: Duration) -> bool {
 
 #[test]
 fn many_concurrent_clients_against_two_workers_are_all_served() {
-    let server = Server::start(&["--workers", "2"]);
+    let server = Server::start(&["--park", "off", "--workers", "2"]);
     let addr = server.addr();
     let clients: Vec<_> = (0..40)
         .map(|i| {
@@ -46,7 +47,7 @@ fn many_concurrent_clients_against_two_workers_are_all_served() {
 
 #[test]
 fn two_workers_serve_exactly_two_connections_at_once() {
-    let server = Server::start(&["--workers", "2", "--queue", "4"]);
+    let server = Server::start(&["--park", "off", "--workers", "2", "--queue", "4"]);
     let mut first = server.connect();
     let mut second = server.connect();
     assert!(echoed_within(&mut first, b"one", common::TIMEOUT));
@@ -65,7 +66,7 @@ fn two_workers_serve_exactly_two_connections_at_once() {
 
 #[test]
 fn an_idle_timeout_frees_the_worker_for_the_next_client() {
-    let server = Server::start(&["--workers", "1", "--idle-timeout", "300ms"]);
+    let server = Server::start(&["--park", "off", "--workers", "1", "--idle-timeout", "300ms"]);
     let mut silent = server.connect();
     thread::sleep(Duration::from_millis(50)); // let the worker take the silent client first
     let waiting = server.connect();
@@ -85,7 +86,16 @@ fn an_idle_timeout_frees_the_worker_for_the_next_client() {
 
 #[test]
 fn overflow_reject_closes_what_the_queue_cannot_hold() {
-    let server = Server::start(&["--workers", "1", "--queue", "1", "--overflow", "reject"]);
+    let server = Server::start(&[
+        "--park",
+        "off",
+        "--workers",
+        "1",
+        "--queue",
+        "1",
+        "--overflow",
+        "reject",
+    ]);
     let mut busy = server.connect();
     assert!(echoed_within(&mut busy, b"busy", common::TIMEOUT));
     let mut queued = server.connect();
@@ -107,7 +117,7 @@ fn overflow_reject_closes_what_the_queue_cannot_hold() {
 
 #[test]
 fn overflow_block_keeps_later_clients_waiting_until_served() {
-    let server = Server::start(&["--workers", "1", "--queue", "1"]);
+    let server = Server::start(&["--park", "off", "--workers", "1", "--queue", "1"]);
     let mut busy = server.connect();
     assert!(echoed_within(&mut busy, b"busy", common::TIMEOUT));
     let mut queued = server.connect();

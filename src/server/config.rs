@@ -70,6 +70,17 @@ pub struct Config {
     pub stack_size: usize,
     /// The listen backlog: connections the kernel holds before `accept`.
     pub backlog: i32,
+    /// Whether a quiet connection (or one whose client does not read) leaves its worker for
+    /// the parking lot, to resume on any worker when its socket is ready. `false` is the
+    /// textbook pool: a worker holds its connection to the end.
+    pub park: bool,
+    /// How long a worker waits on a quiet connection, when no other connection is waiting for
+    /// a worker, before it parks it. While others wait, a quiet connection is parked at once.
+    pub park_after: Duration,
+    /// How many connections the server holds at once (served, queued and parked); at the cap
+    /// the accept loop applies `overflow`. `None`: the descriptor limit, less a reserve (see
+    /// [`Config::connection_cap`]).
+    pub max_connections: Option<NonZeroUsize>,
 }
 
 /// The defaults are the server's, and the command line's: `echopool serve --help` shows these.
@@ -92,6 +103,9 @@ impl Default for Config {
             buffer_size: 16 << 10,
             stack_size: 256 << 10,
             backlog: 1024,
+            park: true,
+            park_after: Duration::from_millis(10),
+            max_connections: None,
         }
     }
 }
@@ -100,5 +114,14 @@ impl Config {
     /// The queue's capacity: [`Config::queue`], or the number of workers.
     pub fn queue_capacity(&self) -> usize {
         self.queue.unwrap_or(self.workers).get()
+    }
+
+    /// The most connections held at once: [`Config::max_connections`], or what the process's
+    /// descriptor limit leaves for connections.
+    pub fn connection_cap(&self) -> u64 {
+        match self.max_connections {
+            Some(max) => max.get() as u64,
+            None => super::capacity::descriptors_for_connections(),
+        }
     }
 }

@@ -31,7 +31,9 @@
 //! ```
 
 mod accepting;
+mod capacity;
 mod config;
+mod parked;
 mod pool;
 mod queue;
 mod serving;
@@ -49,11 +51,14 @@ use echopool_handlers::Handler;
 use tracing::{error, info, warn};
 
 pub use accepting::AccessPolicy;
+pub use capacity::{raise_descriptor_limit, RESERVED_DESCRIPTORS};
 pub use config::{Config, Overflow};
 pub use stats::{RejectReason, StatsSnapshot};
 pub use stopping::ShutdownHandle;
 
 use accepting::{listener, AcceptContext, PerIpLimit};
+use capacity::Room;
+use parked::Parking;
 use pool::{Pool, PoolError};
 use queue::Accepted;
 use serving::limits::ConnLimits;
@@ -78,6 +83,9 @@ pub enum ServeError {
     /// No address to listen on was given.
     #[error("no address to listen on")]
     NoListenAddress,
+    /// The parking lot's poller could not be made (`epoll_create`).
+    #[error("cannot make the poller for parked connections (--park)")]
+    Poller(#[source] io::Error),
     /// The worker threads could not all be started.
     #[error("cannot start worker {} of {wanted} (--workers); {started} started", started + 1)]
     Workers {
@@ -108,6 +116,11 @@ pub(crate) struct Shared {
     /// `--read-spin`, and how many connections served at once make polling not pay.
     pub(crate) read_spin: u32,
     pub(crate) read_spin_crowd: u64,
+    /// How long a worker waits on a quiet connection before parking it; `None`: parking off.
+    pub(crate) park_after: Option<Duration>,
+    pub(crate) parking: Option<Arc<Parking>>,
+    /// `--max-connections`.
+    pub(crate) room: Room,
     pub(crate) access: AccessPolicy,
     pub(crate) per_ip: Option<Arc<PerIpLimit>>,
     pub(crate) live: LiveConnections,
@@ -122,6 +135,8 @@ pub struct Server {
     listeners: Vec<TcpListener>,
     queue: Sender<Accepted>,
     pool: Pool,
+    /// The parking lot's poller thread, when parking is on.
+    poller: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
 }
 
@@ -130,8 +145,9 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// [`ServeError::Bind`] naming the first address that could not be bound, or
-    /// [`ServeError::Workers`] when the system cannot start that many threads.
+    /// [`ServeError::Bind`] naming the first address that could not be bound,
+    /// [`ServeError::Workers`] when the system cannot start that many threads, or
+    /// [`ServeError::Poller`].
     pub fn bind(config: Config, handler: Arc<dyn Handler>) -> Result<Server, ServeError> {
         if config.listen.is_empty() {
             return Err(ServeError::NoListenAddress);
@@ -148,29 +164,57 @@ impl Server {
                 .map_err(|source| ServeError::Bind { addr, source })?;
             listeners.push(listener);
         }
+        let stats = Stats::default();
+        let parking = match config.park {
+            true => Some(Arc::new(
+                Parking::new(stats.clone()).map_err(ServeError::Poller)?,
+            )),
+            false => None,
+        };
         let shared = Arc::new(Shared {
             handler,
             limits,
             read_spin: config.read_spin,
             read_spin_crowd: serving::crowd_threshold(),
+            park_after: config.park.then_some(config.park_after),
+            parking,
+            room: Room::new(config.connection_cap()),
             access: config.access.clone(),
             per_ip: config.max_per_ip.map(|max| PerIpLimit::new(max.get())),
             live: LiveConnections::default(),
-            stats: Stats::default(),
+            stats,
             shutdown,
         });
-        let (pool, queue) = Pool::start(
+        let (pool, queue, ready) = Pool::start(
             config.workers.get(),
             config.stack_size,
             config.buffer_size,
             config.queue_capacity(),
             &shared,
         )?;
+        let weak = Arc::downgrade(&shared);
+        shared.stats.on_end(move |open| {
+            if let Some(shared) = weak.upgrade() {
+                shared.connection_ended(open);
+            }
+        });
+        let poller = match (&shared.parking, ready) {
+            (Some(parking), Some(ready)) => {
+                parking.hand_back_to(ready);
+                let parking = Arc::clone(parking);
+                let spawned = thread::Builder::new()
+                    .name("poller".to_string())
+                    .spawn(move || parking.run());
+                Some(spawned.map_err(ServeError::Poller)?)
+            }
+            _ => None,
+        };
         Ok(Server {
             overflow: config.overflow,
             listeners,
             queue,
             pool,
+            poller,
             shared,
         })
     }
@@ -225,6 +269,7 @@ impl Server {
             mut listeners,
             queue,
             pool,
+            poller,
             shared,
         } = self;
         let ctx = AcceptContext::new(&shared, overflow);
@@ -244,16 +289,34 @@ impl Server {
             }
             accepting::run(&first, queue, &ctx);
         });
-        // Every accept loop has returned and dropped its sender: the workers drain the queue.
-        drain(pool, &shared);
+        // Every accept loop has returned and dropped its sender: the workers drain the queue,
+        // and the poller stops once nothing is open.
+        if let Some(parking) = &shared.parking {
+            parking.close();
+        }
+        drain(pool, poller, &shared);
         let stats = shared.stats.snapshot();
         info!(%stats, "stopped");
         stats
     }
 }
 
-/// Lets live and queued connections finish until the shutdown timeout, then closes the rest.
-fn drain(pool: Pool, shared: &Shared) {
+impl Shared {
+    /// A connection ended, leaving `open` open: an accept loop waiting under
+    /// `--max-connections` may go on, and a stopping server may be done.
+    fn connection_ended(&self, open: u64) {
+        self.room.connection_ended(open);
+        if open == 0 && self.shutdown.is_shutting_down() {
+            if let Some(parking) = &self.parking {
+                parking.wake();
+            }
+        }
+    }
+}
+
+/// Lets live, queued and parked connections finish until the shutdown timeout, then closes
+/// the rest.
+fn drain(pool: Pool, poller: Option<JoinHandle<()>>, shared: &Shared) {
     let deadline = shared.shutdown.deadline().unwrap_or_else(Instant::now);
     let snapshot = shared.stats.snapshot();
     info!(
@@ -277,6 +340,9 @@ fn drain(pool: Pool, shared: &Shared) {
         }
     }
     pool.join();
+    if let Some(poller) = poller {
+        let _ = poller.join();
+    }
 }
 
 /// Read access to a running server's counters.

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::queue::Accepted;
+use super::queue::{Accepted, Intake, Task};
+
 use super::serving::{self, ReadBuffer};
 use super::Shared;
 
@@ -35,8 +36,9 @@ pub(crate) struct Pool {
 
 impl Pool {
     /// Starts `workers` threads, each running before the next is started, on a new queue that
-    /// holds up to `capacity` connections; returns the pool and the queue's sending end.
-    /// Dropping every sender is how the workers learn that no more work comes.
+    /// holds up to `capacity` connections and, when parking is on, on a queue of connections
+    /// the parking lot hands back (taken first). Returns the pool and both queues' sending
+    /// ends; dropping every sender is how the workers learn that no more work comes.
     ///
     /// # Errors
     ///
@@ -48,7 +50,7 @@ impl Pool {
         buffer_size: usize,
         capacity: usize,
         shared: &Arc<Shared>,
-    ) -> Result<(Pool, Sender<Accepted>), PoolError> {
+    ) -> Result<(Pool, Sender<Accepted>, Option<Sender<Task>>), PoolError> {
         let fail = |started, source| PoolError {
             wanted: workers,
             started,
@@ -56,6 +58,13 @@ impl Pool {
         };
         check_room_for_threads(workers).map_err(|source| fail(0, source))?;
         let (queue_in, queue) = crossbeam_channel::bounded(capacity);
+        let (ready_in, ready) = match shared.parking {
+            Some(_) => {
+                let (sender, receiver) = crossbeam_channel::unbounded();
+                (Some(sender), Some(receiver))
+            }
+            None => (None, None),
+        };
         let (finishing, finished) = crossbeam_channel::bounded::<()>(0);
         let (running, started) = crossbeam_channel::bounded::<()>(1);
         let mut pool = Pool {
@@ -63,7 +72,7 @@ impl Pool {
             finished,
         };
         for n in 1..=workers {
-            let queue = queue.clone();
+            let intake = Intake::new(queue.clone(), ready.clone());
             let shared = Arc::clone(shared);
             let finishing = finishing.clone();
             let running = running.clone();
@@ -72,7 +81,7 @@ impl Pool {
                 .stack_size(stack_size)
                 .spawn(move || {
                     let _ = running.send(());
-                    work(&queue, buffer_size, &shared);
+                    work(intake, buffer_size, &shared);
                     drop(finishing);
                 })
                 // A thread that starts only to die in its own set-up would leave us waiting.
@@ -84,13 +93,13 @@ impl Pool {
                 Ok(worker) => pool.workers.push(worker),
                 Err(source) => {
                     let started = pool.workers.len();
-                    drop(queue_in);
+                    drop((queue_in, ready_in));
                     pool.join();
                     return Err(fail(started, source));
                 }
             }
         }
-        Ok((pool, queue_in))
+        Ok((pool, queue_in, ready_in))
     }
 
     /// Waits until every worker has finished or `deadline` passes; true if they all finished.
@@ -109,12 +118,12 @@ impl Pool {
 /// How long a new worker thread may take to start running.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn work(queue: &Receiver<Accepted>, buffer_size: usize, shared: &Shared) {
+fn work(mut intake: Intake, buffer_size: usize, shared: &Shared) {
     // Made at the first connection, so a worker that never serves costs no buffer memory.
     let mut buf = None;
-    for conn in queue {
+    while let Some(task) = intake.next() {
         let buf = buf.get_or_insert_with(|| ReadBuffer::new(buffer_size));
-        serving::serve(conn, buf, shared);
+        serving::run(task, buf, shared, &|| intake.someone_waiting());
     }
 }
 

@@ -1,12 +1,14 @@
-//! The hand-off between the stages: what an accept loop puts in the bounded queue and a worker
-//! takes out.
+//! The hand-off between the stages: what an accept loop puts in the bounded queue of new
+//! connections, what the parking lot hands back, and how a worker takes the next task.
 
 use std::net::TcpStream;
 
-use echopool_handlers::ConnInfo;
+use crossbeam_channel::{select, Receiver, TryRecvError};
+use echopool_handlers::{CloseReason, ConnInfo};
 use tracing::Span;
 
 use super::accepting::PerIpSlot;
+use super::serving::Served;
 use super::stats::{InGauge, Ticket};
 
 /// A connection accepted and waiting for a worker, with everything that must end with it.
@@ -22,4 +24,71 @@ pub(crate) struct Accepted {
     pub(crate) per_ip_slot: Option<PerIpSlot>,
     /// Its place in the `queued` count, left when a worker takes it (or it is dropped).
     pub(crate) queued: InGauge,
+}
+
+/// Work for a worker.
+pub(crate) enum Task {
+    /// A new connection from an accept loop.
+    New(Accepted),
+    /// A parked connection whose socket is ready: serve it on from where it stopped.
+    Resume(Served),
+    /// A parked connection whose deadline passed: close it for this reason.
+    Expire(Served, CloseReason),
+}
+
+/// One worker's queues: connections handed back by the parking lot (taken first: finish what
+/// was started before taking more), then new ones.
+pub(crate) struct Intake {
+    new: Receiver<Accepted>,
+    /// `None` when parking is off.
+    ready: Option<Receiver<Task>>,
+    new_open: bool,
+}
+
+impl Intake {
+    pub(crate) fn new(new: Receiver<Accepted>, ready: Option<Receiver<Task>>) -> Self {
+        Intake {
+            new,
+            ready,
+            new_open: true,
+        }
+    }
+
+    /// Whether a connection is waiting for a worker.
+    pub(crate) fn someone_waiting(&self) -> bool {
+        !self.new.is_empty() || self.ready.as_ref().is_some_and(|ready| !ready.is_empty())
+    }
+
+    /// The next task, waiting for one; `None` once both queues are closed and empty.
+    pub(crate) fn next(&mut self) -> Option<Task> {
+        let Some(ready) = &self.ready else {
+            return self.new.recv().ok().map(Task::New);
+        };
+        loop {
+            match ready.try_recv() {
+                Ok(task) => return Some(task),
+                Err(TryRecvError::Disconnected) => {
+                    self.ready = None;
+                    return self.next();
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+            if !self.new_open {
+                return ready.recv().ok();
+            }
+            select! {
+                recv(ready) -> task => match task {
+                    Ok(task) => return Some(task),
+                    Err(_) => {
+                        self.ready = None;
+                        return self.next();
+                    }
+                },
+                recv(self.new) -> conn => match conn {
+                    Ok(conn) => return Some(Task::New(conn)),
+                    Err(_) => self.new_open = false,
+                },
+            }
+        }
+    }
 }

@@ -1,14 +1,15 @@
 //! Counters of what the server did, kept in atomics and shown as a one-line summary.
 //!
 //! One rule keeps them right on every path, including a panic: a count of connections in some
-//! state (`queued`, `active`) changes only through a guard that the connection's owner holds
+//! state (`queued`, `active`, `parked`) changes only through a guard that the connection holds
 //! while it is in that state ([`Stats::enter`]), and every accepted connection holds a [`Ticket`]
 //! that is spent exactly once, as one rejection or one close. So `accepted` always equals the
-//! sum of `rejected[...]` and `closed[...]` once the connections have ended.
+//! sum of `rejected[...]` and `closed[...]` once the connections have ended, and `open`
+//! (accepted, not yet ended) is exact at every moment.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, OnceLock};
 
 use echopool_handlers::CloseReason;
 use tracing::error;
@@ -22,14 +23,17 @@ pub enum RejectReason {
     Denied,
     /// The address holds `--max-per-ip` connections already.
     PerIpLimit,
+    /// The server holds `--max-connections` already and `--overflow reject` is set.
+    MaxConnections,
 }
 
 impl RejectReason {
     /// Every reason, in the order of [`StatsSnapshot::rejected`].
-    pub const ALL: [RejectReason; 3] = [
+    pub const ALL: [RejectReason; 4] = [
         RejectReason::QueueFull,
         RejectReason::Denied,
         RejectReason::PerIpLimit,
+        RejectReason::MaxConnections,
     ];
 
     /// A short lowercase name for logs and counters, e.g. `queue-full`.
@@ -38,6 +42,7 @@ impl RejectReason {
             RejectReason::QueueFull => "queue-full",
             RejectReason::Denied => "denied",
             RejectReason::PerIpLimit => "per-ip-limit",
+            RejectReason::MaxConnections => "max-connections",
         }
     }
 
@@ -60,6 +65,8 @@ pub(crate) enum Gauge {
     Queued,
     /// Being served by a worker.
     Active,
+    /// Quiet (or its client not reading), waiting in the parking lot for its socket.
+    Parked,
 }
 
 /// Server-wide counters. Relaxed atomics: each number is exact, their sum at one instant is not.
@@ -67,15 +74,32 @@ pub(crate) enum Gauge {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Stats(Arc<Counters>);
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Counters {
     accepted: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
+    /// Accepted and not yet ended: tickets not yet spent.
+    open: AtomicU64,
     queued: AtomicU64,
     active: AtomicU64,
+    parked: AtomicU64,
+    parks: AtomicU64,
+    resumes: AtomicU64,
     closed: [AtomicU64; CloseReason::ALL.len()],
+    /// Of `closed`, those that ended in the parking lot (their deadline passed there).
+    closed_parked: [AtomicU64; CloseReason::ALL.len()],
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// Told how many connections are open whenever one ends (see [`Stats::on_end`]).
+    on_end: OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Counters")
+            .field("open", &self.open)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Counters {
@@ -83,6 +107,15 @@ impl Counters {
         match gauge {
             Gauge::Queued => &self.queued,
             Gauge::Active => &self.active,
+            Gauge::Parked => &self.parked,
+        }
+    }
+
+    /// One connection ended: it is no longer open.
+    fn ended(&self) {
+        let open = self.open.fetch_sub(1, SeqCst) - 1;
+        if let Some(on_end) = self.on_end.get() {
+            on_end(open);
         }
     }
 }
@@ -98,8 +131,16 @@ pub struct StatsSnapshot {
     pub queued: u64,
     /// Connections a worker is serving.
     pub active: u64,
+    /// Connections waiting in the parking lot for their client.
+    pub parked: u64,
+    /// How many times a connection was parked.
+    pub parks: u64,
+    /// How many times a parked connection went back to the workers.
+    pub resumes: u64,
     /// Closed connections, by reason.
     pub closed: Vec<(CloseReason, u64)>,
+    /// Of the closed connections, those closed in the parking lot, by reason.
+    pub closed_parked: Vec<(CloseReason, u64)>,
     /// Bytes received from clients.
     pub bytes_in: u64,
     /// Bytes sent to clients.
@@ -110,9 +151,31 @@ impl Stats {
     /// Counts a connection accepted; the ticket it returns must be spent on its end.
     pub(crate) fn accept(&self) -> Ticket {
         self.0.accepted.fetch_add(1, Relaxed);
+        self.0.open.fetch_add(1, SeqCst);
         Ticket {
-            stats: self.clone(),
+            stats: Some(self.clone()),
         }
+    }
+
+    /// Connections accepted and not yet ended (served, queued or parked).
+    pub(crate) fn open_now(&self) -> u64 {
+        self.0.open.load(SeqCst)
+    }
+
+    /// Calls `on_end` with the number of open connections each time one ends (after it is
+    /// counted), on the thread that ended it. Set once.
+    pub(crate) fn on_end(&self, on_end: impl Fn(u64) + Send + Sync + 'static) {
+        let _ = self.0.on_end.set(Box::new(on_end));
+    }
+
+    /// Counts a connection parked.
+    pub(crate) fn parked(&self) {
+        self.0.parks.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a parked connection going back to the workers.
+    pub(crate) fn resumed(&self) {
+        self.0.resumes.fetch_add(1, Relaxed);
     }
 
     /// Counts one more connection in `gauge` until the guard drops.
@@ -137,7 +200,11 @@ impl Stats {
             rejected: load_each(&RejectReason::ALL, &c.rejected),
             queued: c.queued.load(Relaxed),
             active: c.active.load(Relaxed),
+            parked: c.parked.load(Relaxed),
+            parks: c.parks.load(Relaxed),
+            resumes: c.resumes.load(Relaxed),
             closed: load_each(&CloseReason::ALL, &c.closed),
+            closed_parked: load_each(&CloseReason::ALL, &c.closed_parked),
             bytes_in: c.bytes_in.load(Relaxed),
             bytes_out: c.bytes_out.load(Relaxed),
         }
@@ -150,34 +217,53 @@ impl Stats {
 #[derive(Debug)]
 #[must_use = "a connection's end must be counted"]
 pub(crate) struct Ticket {
-    stats: Stats,
+    /// `None` once spent.
+    stats: Option<Stats>,
 }
 
 impl Ticket {
     /// Counts the connection as refused on the accept thread.
     pub(crate) fn reject(self, reason: RejectReason) {
-        self.stats.0.rejected[reason.index()].fetch_add(1, Relaxed);
-        std::mem::forget(self);
+        let stats = self.spend();
+        stats.0.rejected[reason.index()].fetch_add(1, Relaxed);
+        stats.0.ended();
     }
 
     /// Counts the connection as closed for `reason`, with the bytes it moved.
     pub(crate) fn close(self, reason: CloseReason, bytes_in: u64, bytes_out: u64) {
-        self.count_close(reason, bytes_in, bytes_out);
-        std::mem::forget(self);
+        self.spend().count_close(reason, bytes_in, bytes_out, false);
     }
 
-    fn count_close(&self, reason: CloseReason, bytes_in: u64, bytes_out: u64) {
-        let c = &self.stats.0;
+    /// Counts the connection as closed in the parking lot for `reason`.
+    pub(crate) fn close_parked(self, reason: CloseReason, bytes_in: u64, bytes_out: u64) {
+        self.spend().count_close(reason, bytes_in, bytes_out, true);
+    }
+
+    /// The counters; the ticket is spent and its `Drop` does nothing.
+    fn spend(mut self) -> Stats {
+        self.stats.take().expect("a ticket is spent once")
+    }
+}
+
+impl Stats {
+    fn count_close(&self, reason: CloseReason, bytes_in: u64, bytes_out: u64, parked: bool) {
+        let c = &self.0;
         c.closed[reason.index()].fetch_add(1, Relaxed);
+        if parked {
+            c.closed_parked[reason.index()].fetch_add(1, Relaxed);
+        }
         c.bytes_in.fetch_add(bytes_in, Relaxed);
         c.bytes_out.fetch_add(bytes_out, Relaxed);
+        c.ended();
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        error!("a connection ended without being counted; counting it as an error");
-        self.count_close(CloseReason::Error, 0, 0);
+        if let Some(stats) = self.stats.take() {
+            error!("a connection ended without being counted; counting it as an error");
+            stats.count_close(CloseReason::Error, 0, 0, false);
+        }
     }
 }
 
@@ -238,17 +324,20 @@ fn write_counts<R: fmt::Display>(
 }
 
 impl fmt::Display for StatsSnapshot {
-    /// `accepted=12 active=1 queued=0 rejected[queue-full=2] closed[eof=9 idle-timeout=1]
-    /// bytes_in=.. bytes_out=..`, leaving out zero counts in brackets.
+    /// `accepted=12 active=1 queued=0 parked=0 parks=3 resumes=3 rejected[queue-full=2]
+    /// closed[eof=9 idle-timeout=1] closed_parked[idle-timeout=1] bytes_in=.. bytes_out=..`,
+    /// leaving out zero counts in brackets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "accepted={} active={} queued={} ",
-            self.accepted, self.active, self.queued
+            "accepted={} active={} queued={} parked={} parks={} resumes={} ",
+            self.accepted, self.active, self.queued, self.parked, self.parks, self.resumes
         )?;
         write_counts(f, "rejected", &self.rejected)?;
         f.write_str(" ")?;
         write_counts(f, "closed", &self.closed)?;
+        f.write_str(" ")?;
+        write_counts(f, "closed_parked", &self.closed_parked)?;
         write!(
             f,
             " bytes_in={} bytes_out={}",
@@ -277,8 +366,8 @@ mod tests {
         assert_eq!(snapshot.closed_for(CloseReason::Eof), 1);
         assert_eq!(
             snapshot.to_string(),
-            "accepted=3 active=0 queued=0 rejected[queue-full=1] \
-             closed[eof=1 idle-timeout=1] bytes_in=10 bytes_out=10"
+            "accepted=3 active=0 queued=0 parked=0 parks=0 resumes=0 rejected[queue-full=1] \
+             closed[eof=1 idle-timeout=1] closed_parked[] bytes_in=10 bytes_out=10"
         );
     }
 

@@ -83,12 +83,20 @@ fn out_of_descriptors_the_server_backs_off_without_spinning_and_serves_everyone(
     );
 }
 
-/// Starts the server with 64 descriptors, and more workers and queue than that allows, so that
-/// descriptors run out first. `exec` keeps the pid, so /proc/PID is the server's own.
+/// Starts the server with 64 descriptors, and more workers, queue and `--max-connections` than
+/// that allows, so that descriptors run out first. `exec` keeps the pid, so /proc/PID is the
+/// server's own.
 fn start_with_64_descriptors(args: &[&str]) -> Server {
     let mut command = Command::new("sh");
     command.args(["-c", r#"ulimit -n 64 && exec "$0" "$@""#, binary()]);
-    let mut all = vec!["--workers", "128", "--queue", "128"];
+    let mut all = vec![
+        "--workers",
+        "128",
+        "--queue",
+        "128",
+        "--max-connections",
+        "1000",
+    ];
     all.extend_from_slice(args);
     Server::start_with(command, &all)
 }

@@ -54,6 +54,10 @@ pub(crate) fn run(listener: &TcpListener, queue: Sender<Accepted>, ctx: &AcceptC
     };
     let mut backoff = BACKOFF_MIN;
     loop {
+        let room = &ctx.shared.room;
+        if ctx.overflow == Overflow::Block && !room.wait(&ctx.shared.stats, shutdown) {
+            return;
+        }
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(_) if shutdown.is_shutting_down() => return,
@@ -73,9 +77,14 @@ pub(crate) fn run(listener: &TcpListener, queue: Sender<Accepted>, ctx: &AcceptC
             }
         };
         backoff = BACKOFF_MIN;
+        let full = room.is_full(ctx.shared.stats.open_now());
         let ticket = ctx.shared.stats.accept();
         let id = ctx.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let span = info_span!("conn", id, %peer);
+        if full {
+            reject(ticket, RejectReason::MaxConnections, &span, ctx);
+            continue;
+        }
         // Checked here, before the connection can take a place in the queue or a worker.
         if !ctx.shared.access.permits(peer.ip()) {
             reject(ticket, RejectReason::Denied, &span, ctx);
@@ -143,6 +152,7 @@ fn reject(ticket: Ticket, reason: RejectReason, span: &tracing::Span, ctx: &Acce
         RejectReason::QueueFull => "queue full (--overflow reject)",
         RejectReason::Denied => "address not allowed (--allow/--deny)",
         RejectReason::PerIpLimit => "too many connections from this address (--max-per-ip)",
+        RejectReason::MaxConnections => "the server holds --max-connections (--overflow reject)",
     };
     warn!(
         %reason,

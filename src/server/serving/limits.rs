@@ -57,14 +57,16 @@ impl ConnLimits {
     pub(crate) const INHERITED: bool = cfg!(target_os = "linux");
 }
 
-/// One connection's clock against its limits: what its socket's read timeout must be before
-/// each read, and why a read that timed out ends it.
+/// One connection's clock against its limits: the read timeout its socket must have before
+/// each wait, why a wait that timed out ends it (or only parks it), and when a parked
+/// connection expires.
 #[derive(Debug)]
 pub(crate) struct Deadlines {
     idle: Option<Duration>,
+    write: Option<Duration>,
     /// When `--max-duration` ends the connection.
     end: Option<Instant>,
-    /// The read timeout the socket has now.
+    /// The read timeout the socket has now (at first what it inherited from the listener).
     read_timeout: Option<Duration>,
 }
 
@@ -72,6 +74,7 @@ impl Deadlines {
     pub(crate) fn new(limits: &ConnLimits, started: Instant) -> Self {
         Deadlines {
             idle: limits.idle_timeout,
+            write: limits.write_timeout,
             end: limits.max_duration.map(|max| started + max),
             read_timeout: limits.first_read_timeout(),
         }
@@ -82,36 +85,95 @@ impl Deadlines {
         self.end
     }
 
-    /// Called before each read: the read timeout to set when the end is nearer than the
-    /// socket's current timeout (so that one read never outlives the connection), or why the
-    /// connection is over. A change only in the connection's last idle-timeout window.
-    pub(crate) fn before_read(&mut self, now: Instant) -> Result<Option<Duration>, CloseReason> {
-        let Some(end) = self.end else {
+    /// Called before a read that may wait for the client: up to `park_after` when the
+    /// connection may be parked, else up to the idle timeout, and never past the end. Returns
+    /// the read timeout to set when the socket's differs (once, or in the connection's last
+    /// window before its end), or why the connection is over.
+    pub(crate) fn before_wait(
+        &mut self,
+        now: Instant,
+        park_after: Option<Duration>,
+    ) -> Result<Option<Duration>, CloseReason> {
+        let mut wait = shorter(park_after, self.idle);
+        if let Some(end) = self.end {
+            let remaining = end.saturating_duration_since(now);
+            if remaining.is_zero() {
+                return Err(CloseReason::MaxDuration);
+            }
+            wait = shorter(wait, Some(remaining));
+        }
+        if wait == self.read_timeout {
             return Ok(None);
-        };
-        let remaining = end.saturating_duration_since(now);
-        if remaining.is_zero() {
-            return Err(CloseReason::MaxDuration);
         }
-        if self.read_timeout.is_none_or(|current| remaining < current) {
-            self.read_timeout = Some(remaining);
-            return Ok(Some(remaining));
-        }
-        Ok(None)
+        self.read_timeout = wait;
+        Ok(wait)
     }
 
-    /// Why a read that timed out at `now` ends the connection: its end, or silence.
-    pub(crate) fn read_timed_out(&self, now: Instant) -> CloseReason {
+    /// [`before_wait`](Self::before_wait) for a connection that is never parked.
+    pub(crate) fn before_read(&mut self, now: Instant) -> Result<Option<Duration>, CloseReason> {
+        self.before_wait(now, None)
+    }
+
+    /// A wait that began `waited` ago timed out at `now`: why that ends the connection, or
+    /// `None` when it only waited out `--park-after` and may be parked.
+    pub(crate) fn wait_ended(&self, waited: Duration, now: Instant) -> Option<CloseReason> {
         if self.end.is_some_and(|end| now >= end) {
-            CloseReason::MaxDuration
+            Some(CloseReason::MaxDuration)
+        } else if self.idle.is_some_and(|idle| waited >= idle) {
+            Some(CloseReason::IdleTimeout)
         } else {
-            CloseReason::IdleTimeout
+            None
+        }
+    }
+
+    /// Why a read that timed out at `now` ends a connection that is never parked.
+    pub(crate) fn read_timed_out(&self, now: Instant) -> CloseReason {
+        match self.wait_ended(Duration::MAX, now) {
+            Some(reason) => reason,
+            None => CloseReason::IdleTimeout,
+        }
+    }
+
+    /// When a connection quiet since `quiet_since` expires, and as what: silence, or its end.
+    pub(crate) fn quiet_deadline(&self, quiet_since: Instant) -> (Option<Instant>, CloseReason) {
+        let idle_at = self.idle.map(|idle| quiet_since + idle);
+        self.earliest(idle_at, CloseReason::IdleTimeout)
+    }
+
+    /// When a connection whose writes have made no progress since `stalled_since` expires, and
+    /// as what: a client that stopped reading, or its end.
+    pub(crate) fn stalled_deadline(
+        &self,
+        stalled_since: Instant,
+    ) -> (Option<Instant>, CloseReason) {
+        let stalled_at = self.write.map(|write| stalled_since + write);
+        self.earliest(stalled_at, CloseReason::WriteTimeout)
+    }
+
+    /// The earlier of `limit_at` (a limit that ends the connection as `reason`) and its end.
+    fn earliest(
+        &self,
+        limit_at: Option<Instant>,
+        reason: CloseReason,
+    ) -> (Option<Instant>, CloseReason) {
+        match (limit_at, self.end) {
+            (Some(at), Some(end)) if end <= at => (Some(end), CloseReason::MaxDuration),
+            (None, Some(end)) => (Some(end), CloseReason::MaxDuration),
+            (at, _) => (at, reason),
         }
     }
 
     /// The idle timeout, for the log line that says a connection was idle too long.
     pub(crate) fn idle_timeout(&self) -> Option<Duration> {
         self.idle
+    }
+}
+
+/// The shorter of two waits, where `None` is forever.
+fn shorter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -203,6 +265,70 @@ mod tests {
         assert_eq!(deadlines.read_timed_out(at(60)), CloseReason::MaxDuration);
         assert_eq!(deadlines.before_read(at(60)), Err(CloseReason::MaxDuration));
         assert_eq!(deadlines.end(), Some(at(60)));
+    }
+
+    #[test]
+    fn a_parkable_wait_is_park_after_set_once_and_its_timeout_only_parks() {
+        let started = Instant::now();
+        let mut deadlines = Deadlines::new(&limits(60, None), started);
+        let park_after = Some(Duration::from_millis(10));
+        assert_eq!(
+            deadlines.before_wait(started, park_after),
+            Ok(Some(Duration::from_millis(10)))
+        );
+        assert_eq!(deadlines.before_wait(started, park_after), Ok(None));
+        let waited = Duration::from_millis(10);
+        assert_eq!(deadlines.wait_ended(waited, started + waited), None);
+        assert_eq!(
+            deadlines.wait_ended(Duration::from_secs(60), started),
+            Some(CloseReason::IdleTimeout)
+        );
+        let (at, reason) = deadlines.quiet_deadline(started);
+        assert_eq!(
+            (at, reason),
+            (
+                Some(started + Duration::from_secs(60)),
+                CloseReason::IdleTimeout
+            )
+        );
+    }
+
+    #[test]
+    fn a_parked_deadline_is_the_earlier_of_the_limit_and_the_end() {
+        let started = Instant::now();
+        let deadlines = Deadlines::new(&limits(60, Some(30)), started);
+        let end = started + Duration::from_secs(30);
+        assert_eq!(
+            deadlines.quiet_deadline(started),
+            (Some(end), CloseReason::MaxDuration)
+        );
+        let no_write_limit = deadlines.stalled_deadline(started);
+        assert_eq!(no_write_limit, (Some(end), CloseReason::MaxDuration));
+        let writes = Deadlines::new(
+            &ConnLimits {
+                write_timeout: Some(Duration::from_secs(5)),
+                ..limits(60, None)
+            },
+            started,
+        );
+        assert_eq!(
+            writes.stalled_deadline(started),
+            (
+                Some(started + Duration::from_secs(5)),
+                CloseReason::WriteTimeout
+            )
+        );
+        let forever = Deadlines::new(
+            &ConnLimits {
+                idle_timeout: None,
+                ..limits(0, None)
+            },
+            started,
+        );
+        assert_eq!(
+            forever.quiet_deadline(started),
+            (None, CloseReason::IdleTimeout)
+        );
     }
 
     #[test]

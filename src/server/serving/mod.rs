@@ -1,62 +1,272 @@
-//! Serving one connection on a worker: open a session, run it to the end, close the socket,
-//! count how it ended. A handler that panics costs only its own connection.
+//! Serving a connection on a worker: open its session, serve it until it ends or goes quiet,
+//! then close it (and count how it ended) or hand it to the parking lot. A handler that
+//! panics costs only its own connection.
 
+mod books;
+mod byte_conn;
 mod connection;
 pub(crate) mod limits;
 mod read_buffer;
 mod read_loop;
 mod read_spin;
+mod socket;
 mod transport;
 
-use std::net::TcpStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
-use echopool_handlers::{CloseReason, CloseSummary, ConnInfo, Opened};
+use echopool_handlers::{CloseReason, CloseSummary, ConnInfo, Opened, Session, StreamSession};
 use socket2::SockRef;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Span};
 
-use super::queue::Accepted;
-use super::stats::Gauge;
+use super::accepting::PerIpSlot;
+use super::queue::{Accepted, Task};
+use super::stats::{Gauge, InGauge, Ticket};
 use super::Shared;
-use connection::{Connection, Moved};
+use books::{log_limit, Moved};
+use byte_conn::ByteConn;
+pub(crate) use byte_conn::{Interest, Policy, Spot};
+use connection::Connection;
 use limits::ConnLimits;
 pub(crate) use read_buffer::ReadBuffer;
+use read_loop::Next;
 pub(crate) use read_spin::crowd_threshold;
 use read_spin::ReadSpin;
+pub(crate) use socket::Socket;
 
-/// Serves `conn` to its end, reading into the worker's `buf`, and counts how it ended. Never
-/// panics: a handler that panics costs only this connection.
-pub(crate) fn serve(conn: Accepted, buf: &mut ReadBuffer, shared: &Shared) {
+/// A connection with an open byte session: what a worker serves, and what waits in the
+/// parking lot between its turns on a worker.
+pub(crate) struct Served {
+    conn: ByteConn<Socket>,
+    session: Box<dyn Session>,
+    pub(crate) info: ConnInfo,
+    pub(crate) span: Span,
+    ticket: Ticket,
+    started: Instant,
+    /// Its place in the `queued`, `active` or `parked` count.
+    pub(crate) place: InGauge,
+    _per_ip_slot: Option<PerIpSlot>,
+}
+
+impl Served {
+    /// The socket, for the parking lot to arm.
+    pub(crate) fn socket_mut(&mut self) -> &mut Socket {
+        self.conn.transport_mut()
+    }
+}
+
+/// Runs one task on a worker. `someone_waiting` tells whether another connection waits for a
+/// worker, so a quiet one is parked at once.
+pub(crate) fn run(
+    task: Task,
+    buf: &mut ReadBuffer,
+    shared: &Shared,
+    someone_waiting: &dyn Fn() -> bool,
+) {
+    let served = match task {
+        Task::New(accepted) => match open(accepted, shared) {
+            Some(served) => served,
+            None => return,
+        },
+        Task::Resume(served) => served,
+        Task::Expire(served, reason) => {
+            let span = served.span.clone();
+            let _entered = span.enter();
+            log_limit(reason, shared.limits.idle_timeout, shared.limits.max_bytes);
+            return close(served, reason, Closed::InTheLot);
+        }
+    };
+    serve(served, buf, shared, someone_waiting);
+}
+
+/// Opens a new connection's session. A stream session is served to its end here; a byte
+/// session is returned to be served.
+fn open(accepted: Accepted, shared: &Shared) -> Option<Served> {
     let Accepted {
         stream,
         info,
         span,
         ticket,
-        per_ip_slot: _per_ip_slot,
+        per_ip_slot,
         queued,
-    } = conn;
-    drop(queued);
+    } = accepted;
     let _entered = span.enter();
     if shared.shutdown.is_forced() {
         info!("closed unserved: the shutdown timeout passed while it waited in the queue");
         ticket.close(CloseReason::Shutdown, 0, 0);
-        return;
+        return None;
     }
-    let _active = shared.stats.enter(Gauge::Active);
+    drop(queued);
+    let place = shared.stats.enter(Gauge::Active);
     let started = Instant::now();
-    let mut moved = Moved::default();
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        run(stream, &info, buf, shared, started, &mut moved)
+    if !ConnLimits::INHERITED {
+        if let Err(err) = shared.limits.apply_to(SockRef::from(&stream)) {
+            debug!(error = %err, "cannot set socket options");
+            count(
+                ticket,
+                CloseReason::Error,
+                Moved::default(),
+                started,
+                Closed::ByAWorker,
+            );
+            return None;
+        }
+    }
+    let stream = shared.live.register(info.id, stream);
+    let opened = panic::catch_unwind(AssertUnwindSafe(|| shared.handler.open(&info)));
+    match opened {
+        Ok(Opened::Session(session)) => {
+            let spin = ReadSpin::new(shared.read_spin);
+            let conn = ByteConn::new(Socket::new(stream), &shared.limits, started, spin);
+            drop(_entered);
+            Some(Served {
+                conn,
+                session,
+                info,
+                span,
+                ticket,
+                started,
+                place,
+                _per_ip_slot: per_ip_slot,
+            })
+        }
+        Ok(Opened::Stream(session)) => {
+            let (reason, moved) = serve_stream(session, &stream, shared, started);
+            drop(stream);
+            count(ticket, reason, moved, started, Closed::ByAWorker);
+            None
+        }
+        Err(payload) => {
+            log_panic(&payload);
+            count(
+                ticket,
+                CloseReason::Panic,
+                Moved::default(),
+                started,
+                Closed::ByAWorker,
+            );
+            None
+        }
+    }
+}
+
+/// Serves a byte session until its connection ends or is parked.
+fn serve(mut served: Served, buf: &mut ReadBuffer, shared: &Shared, waiting: &dyn Fn() -> bool) {
+    let span = served.span.clone();
+    let _entered = span.enter();
+    served.place = shared.stats.enter(Gauge::Active);
+    let crowded = || shared.stats.now_in(Gauge::Active) > shared.read_spin_crowd;
+    let policy = Policy {
+        park_after: shared.park_after,
+        someone_waiting: waiting,
+        crowded: &crowded,
+        shutdown: &shared.shutdown,
+    };
+    let next = panic::catch_unwind(AssertUnwindSafe(|| {
+        read_loop::run(served.session.as_mut(), &mut served.conn, buf, &policy)
     }));
-    let reason = outcome.unwrap_or_else(|payload| {
-        warn!(
-            panic = panic_message(&payload),
-            "handler panicked; closed this connection only"
-        );
-        CloseReason::Panic
-    });
-    ticket.close(reason, moved.bytes_in, moved.bytes_out);
+    match next {
+        Ok(Next::Close(reason)) => close(served, reason, Closed::ByAWorker),
+        Ok(Next::Park(spot)) => match &shared.parking {
+            Some(parking) => parking.park(served, spot),
+            None => unreachable!("a connection is parked only when parking is on"),
+        },
+        Err(payload) => {
+            log_panic(&payload);
+            let Served {
+                conn,
+                ticket,
+                started,
+                ..
+            } = served;
+            let moved = conn.moved();
+            drop(conn);
+            count(
+                ticket,
+                CloseReason::Panic,
+                moved,
+                started,
+                Closed::ByAWorker,
+            );
+        }
+    }
+}
+
+/// Where a connection was when it closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closed {
+    ByAWorker,
+    InTheLot,
+}
+
+/// Closes a byte session's connection: the socket first (the peer sees the end now), then
+/// the session is told how it ended, then it is counted.
+pub(crate) fn close(served: Served, reason: CloseReason, closed: Closed) {
+    let Served {
+        conn,
+        mut session,
+        ticket,
+        started,
+        ..
+    } = served;
+    let moved = conn.moved();
+    drop(conn);
+    let summary = summary(reason, moved, started);
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| session.closed(&summary))) {
+        log_panic(&payload);
+    }
+    count(ticket, reason, moved, started, closed);
+}
+
+/// Serves a stream session to its end on this worker; stream sessions are never parked.
+fn serve_stream(
+    mut session: Box<dyn StreamSession>,
+    stream: &std::net::TcpStream,
+    shared: &Shared,
+    started: Instant,
+) -> (CloseReason, Moved) {
+    // A stream session blocks on its own reads and writes: its socket carries the timeouts.
+    if let Err(err) = shared.limits.apply_to(SockRef::from(stream)) {
+        debug!(error = %err, "cannot set socket options");
+        return (CloseReason::Error, Moved::default());
+    }
+    let mut conn = Connection::new(stream, &shared.limits, started);
+    let served = panic::catch_unwind(AssertUnwindSafe(|| session.serve(&mut conn)));
+    let reason = match &served {
+        Ok(served) => {
+            if let Err(err) = served {
+                debug!(error = %err, "stream session ended with an error");
+            }
+            conn.books.close_reason(served, shared.shutdown.is_forced())
+        }
+        Err(payload) => {
+            log_panic(payload);
+            return (CloseReason::Panic, conn.books.moved);
+        }
+    };
+    let moved = conn.books.moved;
+    let summary = summary(reason, moved, started);
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| session.closed(&summary))) {
+        log_panic(&payload);
+    }
+    (reason, moved)
+}
+
+fn summary(reason: CloseReason, moved: Moved, started: Instant) -> CloseSummary {
+    CloseSummary {
+        bytes_in: moved.bytes_in,
+        bytes_out: moved.bytes_out,
+        duration: started.elapsed(),
+        reason,
+    }
+}
+
+/// Counts a connection's end.
+fn count(ticket: Ticket, reason: CloseReason, moved: Moved, started: Instant, closed: Closed) {
+    match closed {
+        Closed::ByAWorker => ticket.close(reason, moved.bytes_in, moved.bytes_out),
+        Closed::InTheLot => ticket.close_parked(reason, moved.bytes_in, moved.bytes_out),
+    }
     debug!(
         bytes_in = moved.bytes_in,
         bytes_out = moved.bytes_out,
@@ -66,57 +276,11 @@ pub(crate) fn serve(conn: Accepted, buf: &mut ReadBuffer, shared: &Shared) {
     );
 }
 
-/// The session to tell how the connection ended, once its socket is closed.
-enum Closing {
-    Session(Box<dyn echopool_handlers::Session>),
-    Stream(Box<dyn echopool_handlers::StreamSession>),
-}
-
-fn run(
-    stream: TcpStream,
-    info: &ConnInfo,
-    buf: &mut ReadBuffer,
-    shared: &Shared,
-    started: Instant,
-    moved: &mut Moved,
-) -> CloseReason {
-    if !ConnLimits::INHERITED {
-        if let Err(err) = shared.limits.apply_to(SockRef::from(&stream)) {
-            debug!(error = %err, "cannot set socket options");
-            return CloseReason::Error;
-        }
-    }
-    let stream = shared.live.register(info.id, stream);
-    let crowded = || shared.stats.now_in(Gauge::Active) > shared.read_spin_crowd;
-    let spin = ReadSpin::new(shared.read_spin);
-    let mut conn = Connection::new(&*stream, &shared.limits, started, spin, &crowded, moved);
-    let (reason, opening) = match shared.handler.open(info) {
-        Opened::Session(mut session) => {
-            let reason = read_loop::drive(session.as_mut(), &mut conn, buf, &shared.shutdown);
-            (reason, Closing::Session(session))
-        }
-        Opened::Stream(mut session) => {
-            let served = session.serve(&mut conn);
-            if let Err(err) = &served {
-                debug!(error = %err, "stream session ended with an error");
-            }
-            let reason = conn.close_reason(&served, shared.shutdown.is_forced());
-            (reason, Closing::Stream(session))
-        }
-    };
-    // Close first (the peer sees the end now), then tell the session.
-    drop(stream);
-    let summary = CloseSummary {
-        bytes_in: moved.bytes_in,
-        bytes_out: moved.bytes_out,
-        duration: started.elapsed(),
-        reason,
-    };
-    match opening {
-        Closing::Session(mut session) => session.closed(&summary),
-        Closing::Stream(mut session) => session.closed(&summary),
-    }
-    reason
+fn log_panic(payload: &(dyn std::any::Any + Send)) {
+    warn!(
+        panic = panic_message(payload),
+        "handler panicked; closed this connection only"
+    );
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {

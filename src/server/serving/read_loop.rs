@@ -1,69 +1,97 @@
-//! The read loop of a byte session: read a chunk, hand it to the session, until the peer
-//! half-closes or a limit ends the connection.
-
-use std::io::{self, Read};
+//! The loop of a byte session: send what is pending, read a chunk, hand it to the session,
+//! until the connection ends or leaves its worker for the parking lot.
 
 use echopool_handlers::{CloseReason, Session};
 
-use super::connection::Connection;
+use super::byte_conn::{ByteConn, Policy, Spot, Wait};
 use super::read_buffer::ReadBuffer;
 use super::transport::Transport;
-use crate::server::ShutdownHandle;
 
-/// Serves `session` on `conn` to the end of the connection and says why it ended. The session
-/// writes its replies to `conn` itself. `eof` is called only when the peer half-closed, not
-/// when the graceful stop's deadline shut the socket down.
-pub(crate) fn drive<T: Transport>(
-    session: &mut dyn Session,
-    conn: &mut Connection<'_, T>,
-    buf: &mut ReadBuffer,
-    shutdown: &ShutdownHandle,
-) -> CloseReason {
-    let served = serve_chunks(session, conn, buf, shutdown);
-    if let (Err(err), None) = (&served, conn.ended()) {
-        tracing::debug!(error = %err, "connection failed");
-    }
-    conn.close_reason(&served, shutdown.is_forced())
+/// What becomes of the connection when the loop stops.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// It is over: close it.
+    Close(CloseReason),
+    /// It is quiet (or its client does not read): park it.
+    Park(Spot),
 }
 
-fn serve_chunks<T: Transport>(
+/// Serves `session` on `conn` until the connection ends or is to be parked; a parked
+/// connection resumes here later, on any worker, exactly where it stopped. `eof` is called
+/// only when the peer half-closed, not when the graceful stop's deadline shut the socket down.
+pub(crate) fn run<T: Transport>(
     session: &mut dyn Session,
-    conn: &mut Connection<'_, T>,
+    conn: &mut ByteConn<T>,
     buf: &mut ReadBuffer,
-    shutdown: &ShutdownHandle,
-) -> io::Result<()> {
+    policy: &Policy<'_>,
+) -> Next {
     loop {
-        let read = conn.read(buf.space())?;
+        if conn.has_pending() {
+            if let Err(wait) = conn.flush_pending(policy) {
+                return conclude(conn, wait, policy);
+            }
+        }
+        // The end of input, or `--max-bytes`: close once the answer is sent.
+        if let Some(reason) = conn.finishing {
+            return Next::Close(reason);
+        }
+        let read = match conn.read(buf.space(), policy) {
+            Ok(read) => read,
+            Err(wait) => return conclude(conn, wait, policy),
+        };
         if read == 0 {
-            break;
+            if policy.shutdown.is_forced() {
+                return Next::Close(CloseReason::Shutdown);
+            }
+            if let Err(err) = session.eof(conn) {
+                return conclude(conn, Wait::Over(err), policy);
+            }
+            conn.finishing = Some(CloseReason::Eof);
+            continue;
         }
-        session.data(&buf.space()[..read], conn)?;
-        if conn.ended().is_some() {
-            // `--max-bytes`: what was allowed is answered, the rest is not read.
-            return Ok(());
+        if let Err(err) = session.data(&buf.space()[..read], conn) {
+            return conclude(conn, Wait::Over(err), policy);
         }
+        // `--max-bytes`: what was allowed is answered, the rest is not read.
+        conn.finishing = conn.books.ended();
         buf.filled(read);
     }
-    if shutdown.is_forced() {
-        return Ok(());
+}
+
+fn conclude<T: Transport>(conn: &ByteConn<T>, wait: Wait, policy: &Policy<'_>) -> Next {
+    match wait {
+        Wait::Park(spot) => Next::Park(spot),
+        Wait::Over(err) => {
+            let served = Err(err);
+            if conn.books.ended().is_none() {
+                if let Err(err) = &served {
+                    tracing::debug!(error = %err, "connection failed");
+                }
+            }
+            Next::Close(
+                conn.books
+                    .close_reason(&served, policy.shutdown.is_forced()),
+            )
+        }
     }
-    session.eof(conn)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::io::{ErrorKind, Write};
+    use std::io::{self, ErrorKind, Write};
     use std::time::{Duration, Instant};
 
     use echopool_handlers::{ConnInfo, Echo, Handler};
 
     use super::*;
-    use crate::server::serving::connection::Moved;
+    use crate::server::serving::books::Moved;
+    use crate::server::serving::byte_conn::Interest;
     use crate::server::serving::limits::ConnLimits;
     use crate::server::serving::read_spin::ReadSpin;
     use crate::server::serving::transport::script::{Script, Step};
+    use crate::server::ShutdownHandle;
 
-    const NO_LIMITS: ConnLimits = ConnLimits {
+    const LIMITS: ConnLimits = ConnLimits {
         idle_timeout: Some(Duration::from_secs(60)),
         write_timeout: Some(Duration::from_secs(30)),
         max_duration: None,
@@ -89,57 +117,68 @@ mod tests {
         }
     }
 
+    /// How the worker may wait, as a test sets it.
+    struct Setting {
+        park_after: Option<Duration>,
+        someone_waiting: bool,
+        forced: bool,
+    }
+
+    const TEXTBOOK: Setting = Setting {
+        park_after: None,
+        someone_waiting: false,
+        forced: false,
+    };
+
     struct Outcome {
-        reason: CloseReason,
+        next: Next,
         calls: Vec<String>,
         script: Script,
         moved: Moved,
     }
 
-    fn run(limits: ConnLimits, started: Instant, mut script: Script) -> Outcome {
-        run_with(
-            limits,
-            started,
-            &mut script,
-            &ShutdownHandle::new(Duration::ZERO),
-        )
-    }
-
-    fn run_with(
-        limits: ConnLimits,
-        started: Instant,
-        script: &mut Script,
-        shutdown: &ShutdownHandle,
-    ) -> Outcome {
+    fn run_with(limits: ConnLimits, started: Instant, script: Script, setting: Setting) -> Outcome {
         let mut session = Recorder::default();
-        let mut moved = Moved::default();
+        let mut conn = ByteConn::new(script, &limits, started, ReadSpin::new(0));
+        let shutdown = ShutdownHandle::new(Duration::ZERO);
+        if setting.forced {
+            shutdown.force();
+        }
+        let waiting = || setting.someone_waiting;
         let not_crowded = || false;
-        let mut conn = Connection::new(
-            &mut *script,
-            &limits,
-            started,
-            ReadSpin::new(0),
-            &not_crowded,
-            &mut moved,
+        let policy = Policy {
+            park_after: setting.park_after,
+            someone_waiting: &waiting,
+            crowded: &not_crowded,
+            shutdown: &shutdown,
+        };
+        let next = run(
+            &mut session,
+            &mut conn,
+            &mut ReadBuffer::new(16 << 10),
+            &policy,
         );
-        let mut buf = ReadBuffer::new(16 << 10);
-        let reason = drive(&mut session, &mut conn, &mut buf, shutdown);
+        let moved = conn.moved();
         Outcome {
-            reason,
+            next,
             calls: session.calls,
-            script: std::mem::replace(script, Script::new([])),
+            script: conn.into_transport(),
             moved,
         }
     }
 
+    fn run_script(script: Script) -> Outcome {
+        run_with(LIMITS, Instant::now(), script, TEXTBOOK)
+    }
+
     #[test]
     fn chunks_then_eof_in_order_and_every_byte_counted() {
-        let out = run(
-            NO_LIMITS,
-            Instant::now(),
-            Script::new([Step::Data(b"ab"), Step::Data(b"cd"), Step::Eof]),
-        );
-        assert_eq!(out.reason, CloseReason::Eof);
+        let out = run_script(Script::new([
+            Step::Data(b"ab"),
+            Step::Data(b"cd"),
+            Step::Eof,
+        ]));
+        assert_eq!(out.next, Next::Close(CloseReason::Eof));
         assert_eq!(out.calls, ["data ab", "data cd", "eof"]);
         assert_eq!(out.script.written, b"abcd!");
         assert_eq!((out.moved.bytes_in, out.moved.bytes_out), (4, 5));
@@ -147,12 +186,20 @@ mod tests {
 
     #[test]
     fn silence_is_an_idle_timeout_and_eof_is_not_called() {
-        let out = run(
-            NO_LIMITS,
+        let mut script = Script::new([Step::Data(b"hi"), Step::WaitOut]);
+        // The socket's timeout, as the listener gave it: no system call to set it.
+        script.inherited_timeout = Some(Duration::from_millis(20));
+        let out = run_with(
+            ConnLimits {
+                idle_timeout: Some(Duration::from_millis(20)),
+                ..LIMITS
+            },
             Instant::now(),
-            Script::new([Step::Data(b"hi"), Step::Silence]),
+            script,
+            TEXTBOOK,
         );
-        assert_eq!(out.reason, CloseReason::IdleTimeout);
+        assert!(out.script.timeouts_set.is_empty());
+        assert_eq!(out.next, Next::Close(CloseReason::IdleTimeout));
         assert_eq!(out.calls, ["data hi"]);
     }
 
@@ -160,11 +207,16 @@ mod tests {
     fn a_connection_past_its_max_duration_ends_before_reading() {
         let limits = ConnLimits {
             max_duration: Some(Duration::from_secs(1)),
-            ..NO_LIMITS
+            ..LIMITS
         };
         let long_ago = Instant::now() - Duration::from_secs(2);
-        let out = run(limits, long_ago, Script::new([Step::Data(b"late")]));
-        assert_eq!(out.reason, CloseReason::MaxDuration);
+        let out = run_with(
+            limits,
+            long_ago,
+            Script::new([Step::Data(b"late")]),
+            TEXTBOOK,
+        );
+        assert_eq!(out.next, Next::Close(CloseReason::MaxDuration));
         assert!(out.calls.is_empty());
         assert_eq!(out.script.reads.len(), 1, "nothing was read");
     }
@@ -173,29 +225,26 @@ mod tests {
     fn near_its_max_duration_a_read_waits_only_until_the_end_which_is_max_duration() {
         let limits = ConnLimits {
             max_duration: Some(Duration::from_secs(60)),
-            ..NO_LIMITS
+            ..LIMITS
         };
         let started = Instant::now() - Duration::from_millis(59_970);
-        let out = run(limits, started, Script::new([Step::WaitOut]));
+        let out = run_with(limits, started, Script::new([Step::WaitOut]), TEXTBOOK);
         let [Some(timeout)] = out.script.timeouts_set[..] else {
             panic!("set {:?}", out.script.timeouts_set);
         };
         assert!(timeout <= Duration::from_millis(30), "{timeout:?}");
-        assert_eq!(out.reason, CloseReason::MaxDuration);
+        assert_eq!(out.next, Next::Close(CloseReason::MaxDuration));
     }
 
     #[test]
     fn max_bytes_answers_exactly_what_is_allowed_then_closes() {
         let limits = ConnLimits {
             max_bytes: Some(5),
-            ..NO_LIMITS
+            ..LIMITS
         };
-        let out = run(
-            limits,
-            Instant::now(),
-            Script::new([Step::Data(b"abc"), Step::Data(b"defgh"), Step::Data(b"ij")]),
-        );
-        assert_eq!(out.reason, CloseReason::MaxBytes);
+        let script = Script::new([Step::Data(b"abc"), Step::Data(b"defgh"), Step::Data(b"ij")]);
+        let out = run_with(limits, Instant::now(), script, TEXTBOOK);
+        assert_eq!(out.next, Next::Close(CloseReason::MaxBytes));
         assert_eq!(out.calls, ["data abc", "data de"]);
         assert_eq!(out.script.written, b"abcde");
         assert_eq!(out.moved.bytes_in, 5);
@@ -210,67 +259,139 @@ mod tests {
     fn more_bytes_at_the_limit_are_not_taken_for_the_end_of_input() {
         let limits = ConnLimits {
             max_bytes: Some(3),
-            ..NO_LIMITS
+            ..LIMITS
         };
-        let out = run(
-            limits,
-            Instant::now(),
-            Script::new([Step::Data(b"abc"), Step::Data(b"d")]),
-        );
-        assert_eq!(out.reason, CloseReason::MaxBytes);
+        let script = Script::new([Step::Data(b"abc"), Step::Data(b"d")]);
+        let out = run_with(limits, Instant::now(), script, TEXTBOOK);
+        assert_eq!(out.next, Next::Close(CloseReason::MaxBytes));
         assert_eq!(out.calls, ["data abc"], "no eof: the client did not finish");
     }
 
     #[test]
-    fn a_write_that_times_out_is_a_write_timeout_and_other_failures_are_errors() {
+    fn a_client_that_stops_reading_is_a_write_timeout_and_failures_are_errors() {
         let mut script = Script::new([Step::Data(b"abcdef"), Step::Eof]);
         script.writable = 4;
-        let out = run(NO_LIMITS, Instant::now(), script);
-        assert_eq!(out.reason, CloseReason::WriteTimeout);
+        let limits = ConnLimits {
+            write_timeout: Some(Duration::from_millis(20)),
+            ..LIMITS
+        };
+        let out = run_with(limits, Instant::now(), script, TEXTBOOK);
+        assert_eq!(out.next, Next::Close(CloseReason::WriteTimeout));
         assert_eq!(out.moved.bytes_out, 4);
 
         let mut script = Script::new([Step::Data(b"abc"), Step::Eof]);
         script.writable = 0;
         script.write_error = ErrorKind::BrokenPipe;
-        assert_eq!(
-            run(NO_LIMITS, Instant::now(), script).reason,
-            CloseReason::Error
-        );
+        assert_eq!(run_script(script).next, Next::Close(CloseReason::Error));
 
         let script = Script::new([Step::Fail(ErrorKind::ConnectionReset)]);
-        assert_eq!(
-            run(NO_LIMITS, Instant::now(), script).reason,
-            CloseReason::Error
-        );
+        assert_eq!(run_script(script).next, Next::Close(CloseReason::Error));
     }
 
     #[test]
     fn an_interrupted_read_is_retried() {
-        let out = run(
-            NO_LIMITS,
-            Instant::now(),
-            Script::new([
-                Step::Fail(ErrorKind::Interrupted),
-                Step::Data(b"x"),
-                Step::Eof,
-            ]),
-        );
-        assert_eq!(out.reason, CloseReason::Eof);
+        let script = Script::new([
+            Step::Fail(ErrorKind::Interrupted),
+            Step::Data(b"x"),
+            Step::Eof,
+        ]);
+        let out = run_script(script);
+        assert_eq!(out.next, Next::Close(CloseReason::Eof));
         assert_eq!(out.calls, ["data x", "eof"]);
     }
 
     #[test]
     fn after_the_shutdown_deadline_the_end_of_input_is_a_shutdown_without_eof() {
-        let shutdown = ShutdownHandle::new(Duration::ZERO);
-        shutdown.force();
-        let mut script = Script::new([Step::Data(b"a"), Step::Eof]);
-        let out = run_with(NO_LIMITS, Instant::now(), &mut script, &shutdown);
-        assert_eq!(out.reason, CloseReason::Shutdown);
+        let forced = Setting {
+            forced: true,
+            ..TEXTBOOK
+        };
+        let script = Script::new([Step::Data(b"a"), Step::Eof]);
+        let out = run_with(LIMITS, Instant::now(), script, forced);
+        assert_eq!(out.next, Next::Close(CloseReason::Shutdown));
         assert_eq!(out.calls, ["data a"]);
 
-        let mut script = Script::new([Step::Fail(ErrorKind::NotConnected)]);
-        let out = run_with(NO_LIMITS, Instant::now(), &mut script, &shutdown);
-        assert_eq!(out.reason, CloseReason::Shutdown);
+        let forced = Setting {
+            forced: true,
+            ..TEXTBOOK
+        };
+        let script = Script::new([Step::Fail(ErrorKind::NotConnected)]);
+        let out = run_with(LIMITS, Instant::now(), script, forced);
+        assert_eq!(out.next, Next::Close(CloseReason::Shutdown));
+    }
+
+    #[test]
+    fn a_quiet_connection_is_parked_at_once_while_someone_waits() {
+        let waiting = Setting {
+            park_after: Some(Duration::from_secs(10)),
+            someone_waiting: true,
+            forced: false,
+        };
+        let before = Instant::now();
+        let out = run_with(
+            LIMITS,
+            before,
+            Script::new([Step::Data(b"hi"), Step::WaitOut]),
+            waiting,
+        );
+        let Next::Park(spot) = out.next else {
+            panic!("{:?}", out.next)
+        };
+        assert_eq!(spot.interest, Interest::Read);
+        assert_eq!(spot.expires_as, CloseReason::IdleTimeout);
+        let deadline = spot.deadline.expect("an idle deadline");
+        assert!(deadline >= before + Duration::from_secs(60));
+        assert!(
+            out.script.timeouts_set.is_empty(),
+            "it did not wait on the socket"
+        );
+        assert_eq!(out.script.reads.len(), 1, "the wait was not read");
+    }
+
+    #[test]
+    fn with_nobody_waiting_a_worker_waits_park_after_then_parks() {
+        let quiet = Setting {
+            park_after: Some(Duration::from_millis(20)),
+            someone_waiting: false,
+            forced: false,
+        };
+        let out = run_with(LIMITS, Instant::now(), Script::new([Step::WaitOut]), quiet);
+        assert_eq!(out.script.timeouts_set, [Some(Duration::from_millis(20))]);
+        assert!(matches!(out.next, Next::Park(spot) if spot.interest == Interest::Read));
+    }
+
+    #[test]
+    fn a_blocked_write_parks_with_its_output_and_a_write_deadline() {
+        let mut script = Script::new([Step::Data(b"abcdef"), Step::Eof]);
+        script.writable = 2;
+        let waiting = Setting {
+            park_after: Some(Duration::from_secs(10)),
+            someone_waiting: true,
+            forced: false,
+        };
+        let started = Instant::now();
+        let mut session = Recorder::default();
+        let mut conn = ByteConn::new(script, &LIMITS, started, ReadSpin::new(0));
+        let shutdown = ShutdownHandle::new(Duration::ZERO);
+        let policy = Policy {
+            park_after: waiting.park_after,
+            someone_waiting: &|| true,
+            crowded: &|| false,
+            shutdown: &shutdown,
+        };
+        let mut buf = ReadBuffer::new(64);
+        let Next::Park(spot) = run(&mut session, &mut conn, &mut buf, &policy) else {
+            panic!("not parked");
+        };
+        assert_eq!(spot.interest, Interest::Write);
+        assert_eq!(spot.expires_as, CloseReason::WriteTimeout);
+        assert!(spot.deadline.is_some());
+        // The client reads again: the rest goes out, then the loop goes on where it stopped.
+        conn.transport_mut().writable = usize::MAX;
+        let next = run(&mut session, &mut conn, &mut buf, &policy);
+        assert_eq!(next, Next::Close(CloseReason::Eof));
+        assert_eq!(session.calls, ["data abcdef", "eof"]);
+        assert_eq!(conn.into_transport().written, b"abcdef!");
     }
 
     #[test]
@@ -279,24 +400,22 @@ mod tests {
             .open(&ConnInfo::example())
             .into_session()
             .expect("a byte session");
-        let mut script = Script::new([Step::Data(b"ping"), Step::Eof]);
-        let mut moved = Moved::default();
-        let not_crowded = || false;
-        let mut conn = Connection::new(
-            &mut script,
-            &NO_LIMITS,
-            Instant::now(),
-            ReadSpin::new(0),
-            &not_crowded,
-            &mut moved,
-        );
-        let reason = drive(
+        let script = Script::new([Step::Data(b"ping"), Step::Eof]);
+        let mut conn = ByteConn::new(script, &LIMITS, Instant::now(), ReadSpin::new(0));
+        let shutdown = ShutdownHandle::new(Duration::ZERO);
+        let policy = Policy {
+            park_after: None,
+            someone_waiting: &|| false,
+            crowded: &|| false,
+            shutdown: &shutdown,
+        };
+        let next = run(
             session.as_mut(),
             &mut conn,
             &mut ReadBuffer::new(64),
-            &ShutdownHandle::new(Duration::ZERO),
+            &policy,
         );
-        assert_eq!(reason, CloseReason::Eof);
-        assert_eq!(script.written, b"ping");
+        assert_eq!(next, Next::Close(CloseReason::Eof));
+        assert_eq!(conn.into_transport().written, b"ping");
     }
 }

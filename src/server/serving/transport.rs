@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-/// The socket operations the read loop uses.
+/// The socket operations serving a connection uses.
 pub(crate) trait Transport {
     /// Reads, waiting up to the read timeout last set; a timeout is a `WouldBlock` or
     /// `TimedOut` error.
@@ -15,9 +15,16 @@ pub(crate) trait Transport {
     /// Reads what is there without waiting; `WouldBlock` when nothing is.
     fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize>;
 
-    /// Writes, waiting up to the write timeout; a timeout is a `WouldBlock` or `TimedOut`
-    /// error.
+    /// Writes, waiting up to the socket's write timeout; a timeout is a `WouldBlock` or
+    /// `TimedOut` error.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+
+    /// Writes what the socket takes now without waiting; `WouldBlock` when it takes nothing.
+    fn write_now(&mut self, buf: &[u8]) -> io::Result<usize>;
+
+    /// Waits until a write would not block, up to `timeout` (`None`: forever); false when the
+    /// timeout passed first.
+    fn wait_writable(&mut self, timeout: Option<Duration>) -> io::Result<bool>;
 
     /// Changes how long [`read`](Transport::read) waits; `None` waits forever.
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
@@ -36,6 +43,14 @@ impl<T: Transport + ?Sized> Transport for &mut T {
         (**self).write(buf)
     }
 
+    fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (**self).write_now(buf)
+    }
+
+    fn wait_writable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        (**self).wait_writable(timeout)
+    }
+
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         (**self).set_read_timeout(timeout)
     }
@@ -52,6 +67,14 @@ impl Transport for &TcpStream {
 
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         Write::write(self, buf)
+    }
+
+    fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+        send_now(self, buf)
+    }
+
+    fn wait_writable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        poll_writable(self, timeout)
     }
 
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
@@ -80,6 +103,57 @@ fn recv_now(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// `send` with `MSG_DONTWAIT` (and no SIGPIPE): takes what fits now, never waits.
+#[allow(unsafe_code)]
+fn send_now(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call, and the file
+    // descriptor belongs to `stream`, which outlives the call.
+    let sent = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}
+
+/// `poll(2)` for writability of one socket.
+#[allow(unsafe_code)]
+fn poll_writable(stream: &TcpStream, timeout: Option<Duration>) -> io::Result<bool> {
+    let millis = match timeout {
+        // Round up: a wait of 0.4 ms must not become a busy loop of zero-millisecond polls.
+        Some(timeout) => {
+            libc::c_int::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX)
+        }
+        None => -1,
+    };
+    let mut fd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid `pollfd` for the duration of the call.
+    match unsafe { libc::poll(&mut fd, 1, millis) } {
+        -1 => {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(err)
+            }
+        }
+        0 => Ok(false),
+        // Writable, or an error or hang-up that the next write reports.
+        _ => Ok(true),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod script {
     //! A transport that plays a script, for unit tests of the read loop.
@@ -95,16 +169,15 @@ pub(crate) mod script {
         Data(&'static [u8]),
         /// The peer half-closes: reads return 0.
         Eof,
-        /// A read times out at once.
-        Silence,
-        /// A read waits out the read timeout last set, then times out.
+        /// A read waits out the socket's read timeout, then times out.
         WaitOut,
         /// A read fails.
         Fail(io::ErrorKind),
     }
 
-    /// Plays `reads` in order to the reads (polls see nothing), takes every write while
-    /// `writable` lasts, then fails writes with `write_error`; records the read timeouts set.
+    /// Plays `reads` in order (a read that does not wait sees what is there already: anything
+    /// but a `WaitOut`), takes every write while `writable` lasts, then fails writes with
+    /// `write_error`; records the read timeouts set.
     #[derive(Debug)]
     pub(crate) struct Script {
         pub(crate) reads: VecDeque<Step>,
@@ -112,6 +185,8 @@ pub(crate) mod script {
         pub(crate) writable: usize,
         pub(crate) write_error: io::ErrorKind,
         pub(crate) timeouts_set: Vec<Option<Duration>>,
+        /// The read timeout the socket had before any was set (inherited from its listener).
+        pub(crate) inherited_timeout: Option<Duration>,
     }
 
     impl Script {
@@ -122,6 +197,7 @@ pub(crate) mod script {
                 writable: usize::MAX,
                 write_error: io::ErrorKind::WouldBlock,
                 timeouts_set: Vec::new(),
+                inherited_timeout: None,
             }
         }
     }
@@ -138,10 +214,12 @@ pub(crate) mod script {
                     Ok(n)
                 }
                 Some(Step::Eof) => Ok(0),
-                Some(Step::Silence) => Err(io::ErrorKind::WouldBlock.into()),
                 Some(Step::WaitOut) => {
-                    let waited = self.timeouts_set.last().copied().flatten();
-                    std::thread::sleep(waited.expect("WaitOut needs a read timeout"));
+                    let timeout = match self.timeouts_set.last() {
+                        Some(set) => *set,
+                        None => self.inherited_timeout,
+                    };
+                    std::thread::sleep(timeout.expect("WaitOut needs a read timeout"));
                     Err(io::ErrorKind::WouldBlock.into())
                 }
                 Some(Step::Fail(kind)) => Err(kind.into()),
@@ -149,8 +227,11 @@ pub(crate) mod script {
             }
         }
 
-        fn read_now(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
-            Err(io::ErrorKind::WouldBlock.into())
+        fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.reads.front() {
+                None | Some(Step::WaitOut) => Err(io::ErrorKind::WouldBlock.into()),
+                Some(_) => Transport::read(self, buf),
+            }
         }
 
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -161,6 +242,16 @@ pub(crate) mod script {
             self.writable -= n;
             self.written.extend_from_slice(&buf[..n]);
             Ok(n)
+        }
+
+        fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+            Transport::write(self, buf)
+        }
+
+        fn wait_writable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+            // The peer never reads again: the wait lasts its whole timeout.
+            std::thread::sleep(timeout.expect("a bounded wait in a test"));
+            Ok(false)
         }
 
         fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {

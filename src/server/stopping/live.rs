@@ -5,21 +5,22 @@ use std::net::{Shutdown, TcpStream};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
-/// Live connections by id. Each socket is shared between its worker and this map, so a
-/// shutdown can close it from outside without duplicating a descriptor per connection.
-#[derive(Debug, Default)]
+/// Live connections by id, served or parked. Each socket is shared between its connection and
+/// this map, so a shutdown can close it from outside without duplicating a descriptor per
+/// connection. Cheap to clone: the clones share the map.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct LiveConnections {
-    streams: Mutex<HashMap<u64, Arc<TcpStream>>>,
+    streams: Arc<Mutex<HashMap<u64, Arc<TcpStream>>>>,
 }
 
 impl LiveConnections {
     /// Adds a connection for as long as the returned handle lives; the socket closes when the
     /// handle drops (even while unwinding from a panic), so the set cannot go stale.
-    pub(crate) fn register(&self, id: u64, stream: TcpStream) -> LiveStream<'_> {
+    pub(crate) fn register(&self, id: u64, stream: TcpStream) -> LiveStream {
         let stream = Arc::new(stream);
         self.streams.lock().unwrap().insert(id, Arc::clone(&stream));
         LiveStream {
-            live: self,
+            live: self.clone(),
             id,
             stream,
         }
@@ -44,13 +45,14 @@ impl LiveConnections {
 
 /// A live connection's socket; dropping it removes the connection from [`LiveConnections`]
 /// and closes the socket.
-pub(crate) struct LiveStream<'a> {
-    live: &'a LiveConnections,
+#[derive(Debug)]
+pub(crate) struct LiveStream {
+    live: LiveConnections,
     id: u64,
     stream: Arc<TcpStream>,
 }
 
-impl Deref for LiveStream<'_> {
+impl Deref for LiveStream {
     type Target = TcpStream;
 
     fn deref(&self) -> &TcpStream {
@@ -58,7 +60,7 @@ impl Deref for LiveStream<'_> {
     }
 }
 
-impl Drop for LiveStream<'_> {
+impl Drop for LiveStream {
     fn drop(&mut self) {
         // Our own `Arc` drops right after: the last reference, which closes the socket.
         self.live.streams.lock().unwrap().remove(&self.id);

@@ -3,5 +3,5 @@
 mod live;
 mod shutdown;
 
-pub(crate) use live::LiveConnections;
+pub(crate) use live::{LiveConnections, LiveStream};
 pub use shutdown::ShutdownHandle;
