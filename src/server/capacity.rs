@@ -55,6 +55,7 @@ pub fn raise_descriptor_limit() -> std::io::Result<u64> {
 }
 
 #[allow(unsafe_code)]
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is a u64 on 64-bit Linux, not everywhere
 fn rlimit_nofile() -> Option<(u64, u64)> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

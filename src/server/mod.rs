@@ -185,7 +185,7 @@ impl Server {
             stats,
             shutdown,
         });
-        let (pool, queue, ready) = Pool::start(
+        let (pool, senders) = Pool::start(
             config.workers.get(),
             config.stack_size,
             config.buffer_size,
@@ -198,7 +198,7 @@ impl Server {
                 shared.connection_ended(open);
             }
         });
-        let poller = match (&shared.parking, ready) {
+        let poller = match (&shared.parking, senders.ready) {
             (Some(parking), Some(ready)) => {
                 parking.hand_back_to(ready);
                 let parking = Arc::clone(parking);
@@ -212,7 +212,7 @@ impl Server {
         Ok(Server {
             overflow: config.overflow,
             listeners,
-            queue,
+            queue: senders.new,
             pool,
             poller,
             shared,

@@ -26,6 +26,14 @@ pub(crate) struct PoolError {
     pub(crate) source: io::Error,
 }
 
+/// The sending ends of the workers' queues.
+pub(crate) struct Senders {
+    /// New connections, from the accept loops.
+    pub(crate) new: Sender<Accepted>,
+    /// Connections to resume or close, from the parking lot (when parking is on).
+    pub(crate) ready: Option<Sender<Task>>,
+}
+
 /// `workers` threads, each taking a connection from the queue, serving it, taking the next,
 /// until the queue is closed and empty.
 pub(crate) struct Pool {
@@ -50,7 +58,7 @@ impl Pool {
         buffer_size: usize,
         capacity: usize,
         shared: &Arc<Shared>,
-    ) -> Result<(Pool, Sender<Accepted>, Option<Sender<Task>>), PoolError> {
+    ) -> Result<(Pool, Senders), PoolError> {
         let fail = |started, source| PoolError {
             wanted: workers,
             started,
@@ -99,7 +107,11 @@ impl Pool {
                 }
             }
         }
-        Ok((pool, queue_in, ready_in))
+        let senders = Senders {
+            new: queue_in,
+            ready: ready_in,
+        };
+        Ok((pool, senders))
     }
 
     /// Waits until every worker has finished or `deadline` passes; true if they all finished.
