@@ -39,10 +39,12 @@ impl Payload {
         let Some(expected) = self.bytes.get(offset..offset + piece.len()) else {
             return false;
         };
+        // The first (up to) eight bytes are the stamp, the rest the pattern.
         let stamp = number.to_le_bytes();
         let stamped = self.bytes.len().min(stamp.len()).saturating_sub(offset);
         let (head, tail) = piece.split_at(stamped.min(piece.len()));
-        head == &stamp[offset..offset + head.len()] && tail == &expected[head.len()..]
+        (head.is_empty() || head == &stamp[offset..offset + head.len()])
+            && tail == &expected[head.len()..]
     }
 }
 

@@ -275,16 +275,24 @@ mod tests {
             .collect()
     }
 
-    fn latencies_ms(ledger: &mut Ledger) -> Vec<u64> {
+    /// Asserts that the latency histogram holds exactly `expected_ms`, each to the histogram's
+    /// precision (three significant digits).
+    fn assert_latencies(ledger: &mut Ledger, expected_ms: &[u64]) {
         let h = ledger.tally.latency();
-        h.iter_recorded()
+        let recorded: Vec<f64> = h
+            .iter_recorded()
             .flat_map(|v| {
-                std::iter::repeat_n(
-                    v.value_iterated_to() / 1_000_000,
-                    v.count_at_value() as usize,
-                )
+                let ms = h.median_equivalent(v.value_iterated_to()) as f64 / 1e6;
+                std::iter::repeat_n(ms, v.count_at_value() as usize)
             })
-            .collect()
+            .collect();
+        assert_eq!(recorded.len(), expected_ms.len(), "{recorded:?}");
+        for (got, &want) in recorded.iter().zip(expected_ms) {
+            assert!(
+                (got - want as f64).abs() <= want as f64 / 500.0,
+                "{recorded:?}"
+            );
+        }
     }
 
     #[test]
@@ -298,7 +306,7 @@ mod tests {
             .unwrap());
         m.take_echo(&wire, t0 + 5 * MS, &payload, &mut ledger)
             .unwrap();
-        assert_eq!(latencies_ms(&mut ledger), [5]);
+        assert_latencies(&mut ledger, &[5]);
         assert_eq!(ledger.send_lag.max() / 1_000_000, 3);
         assert_eq!((ledger.sent, ledger.tally.messages, ledger.owed), (1, 1, 0));
     }
@@ -321,7 +329,7 @@ mod tests {
         assert!(m.owes());
         m.take_echo(b, t0 + 10 * MS, &payload, &mut ledger).unwrap();
         assert!(!m.owes());
-        assert_eq!(latencies_ms(&mut ledger), [9, 10]);
+        assert_latencies(&mut ledger, &[9, 10]);
     }
 
     /// Takes at most `room` bytes, then would block.
@@ -386,7 +394,7 @@ mod tests {
         m.take_echo(&wire, t0 + 1500 * MS, &payload, &mut ledger)
             .unwrap();
         // The given-up message is in the histogram at the timeout, the other at its latency.
-        assert_eq!(latencies_ms(&mut ledger), [1000, 1400]);
+        assert_latencies(&mut ledger, &[1000, 1400]);
         assert_eq!((ledger.tally.messages, ledger.owed), (1, 0));
     }
 
@@ -400,9 +408,9 @@ mod tests {
         m.fail(t0 + 2 * MS, &mut ledger);
         assert!(!m.owes() && !m.wants_write());
         assert_eq!((ledger.sent, ledger.unanswered, ledger.owed), (1, 1, 0));
-        assert_eq!(latencies_ms(&mut ledger), [1000]);
+        assert_latencies(&mut ledger, &[1000]);
         ledger.unsent(t0, true, t0 + 3 * TIMEOUT);
-        assert_eq!(latencies_ms(&mut ledger), [1000, 3000]);
+        assert_latencies(&mut ledger, &[1000, 3000]);
         assert_eq!(ledger.tally.messages, 0);
     }
 

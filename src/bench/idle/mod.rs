@@ -61,7 +61,7 @@ pub struct Outcome {
 /// poller; failed connects, broken connections and unanswered messages are counted instead.
 pub fn run(args: &BenchArgs, target: SocketAddr) -> anyhow::Result<Outcome> {
     let connections = args.connections.get();
-    nofile::ensure(connections as u64 + nofile::SPARE)
+    nofile::ensure(connections as libc::rlim_t + nofile::SPARE)
         .map_err(|err| anyhow::anyhow!("--connections {connections}: {err}"))?;
     reduce_timer_slack();
     let poller = Poller::new().context("creating the readiness poller")?;

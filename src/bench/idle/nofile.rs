@@ -4,16 +4,15 @@
 use std::io;
 
 /// Descriptors beyond the connections: stdio, the poller and its timer, and some to spare.
-pub const SPARE: u64 = 64;
+pub const SPARE: libc::rlim_t = 64;
 
 /// Makes sure this process may hold `needed` open descriptors, raising the soft limit if that is
-/// required (to the hard limit, or to `needed` when the hard limit is unlimited). Returns the
-/// soft limit in force afterwards.
+/// required (to the hard limit, or to `needed` when the hard limit is unlimited).
 ///
 /// # Errors
 /// When the hard limit is below `needed` (the message says what to do), or the limit cannot be
 /// read or set.
-pub fn ensure(needed: u64) -> Result<u64, String> {
+pub fn ensure(needed: libc::rlim_t) -> Result<(), String> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -25,10 +24,10 @@ pub fn ensure(needed: u64) -> Result<u64, String> {
             io::Error::last_os_error()
         ));
     }
-    let (soft, hard) = (limit.rlim_cur as u64, limit.rlim_max as u64);
-    let unlimited = limit.rlim_max == libc::RLIM_INFINITY;
-    if soft >= needed || limit.rlim_cur == libc::RLIM_INFINITY {
-        return Ok(soft);
+    let (soft, hard) = (limit.rlim_cur, limit.rlim_max);
+    let unlimited = hard == libc::RLIM_INFINITY;
+    if soft >= needed {
+        return Ok(()); // RLIM_INFINITY is the largest value
     }
     if !unlimited && hard < needed {
         return Err(format!(
@@ -37,11 +36,7 @@ pub fn ensure(needed: u64) -> Result<u64, String> {
              connections"
         ));
     }
-    limit.rlim_cur = if unlimited {
-        needed as libc::rlim_t
-    } else {
-        limit.rlim_max
-    };
+    limit.rlim_cur = if unlimited { needed } else { hard };
     // SAFETY: setrlimit reads the struct we own.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
         return Err(format!(
@@ -50,7 +45,7 @@ pub fn ensure(needed: u64) -> Result<u64, String> {
             io::Error::last_os_error()
         ));
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -59,9 +54,9 @@ mod tests {
 
     #[test]
     fn a_small_need_is_met_and_an_impossible_one_named() {
-        assert!(ensure(16).unwrap() >= 16);
+        assert_eq!(ensure(16), Ok(()));
         // Over any hard limit; with an unlimited hard limit, over what the kernel allows.
-        let err = ensure(u64::MAX / 2).unwrap_err();
+        let err = ensure(libc::rlim_t::MAX / 2).unwrap_err();
         assert!(
             err.contains("hard limit (ulimit -Hn)") || err.contains("raising"),
             "{err}"
