@@ -53,7 +53,7 @@ pub struct BenchArgs {
     pub connections: NonZeroUsize,
 
     /// Bytes per message (`64`, `4KiB`); in `stream` mode, the size of each chunk written. At
-    /// most 64 KiB in `rr` and `oneshot`.
+    /// most 64 KiB in `rr`, `oneshot` and `idle`.
     #[arg(short, long, value_name = "BYTES", default_value = "64", value_parser = size_in(1, 16 << 20))]
     pub size: usize,
 
@@ -221,22 +221,24 @@ fn bench_examples() -> &'static str {
   echopool bench -m rr -c 64 -s 4KiB -d 30s -w 2s     # 64 connections, 4 KiB messages
   echopool bench -m oneshot -c 8 -n 100000            # 100k connect-send-receive-close
   echopool bench -m stream -c 4 -s 64KiB --json | jq .mb_per_s
-  echopool bench -m idle -c 10000 --rate 1% -d 10s   # 10k held, 100 msg/s at random
+  echopool bench -m idle -c 10000 --rate 1% -d 10s    # 10k held, 100 msg/s at random
 
-`idle` opens its connections first (at most --connect-concurrency connects in flight, from
-127.0.0.2-254 on a loopback target; the soft descriptor limit is raised toward the hard one, an
-error if even that is too low), then sends open-loop: each message goes to a random connection
-at a random instant (Poisson arrivals; the same schedule in every run), whether or not earlier
-ones were answered. A message for a connection that still waits for an echo is written at once
-behind it (the echo comes back in order), so its latency counts from its own scheduled time,
-queueing included. Latency is from the scheduled send time, so a stalled load generator or
-server shows in it (no coordinated omission); a message without its whole correct echo within
---timeout is unanswered and enters the percentiles as --timeout (or as long as it waited).
-After --duration the run waits up to --timeout for the last echoes.
+`idle` holds --connections open on one thread (a readiness poller, no thread per connection)
+and sends open-loop: each message goes to a random open connection at a random instant (Poisson
+arrivals at --rate, the same schedule in every run), whether or not earlier ones were answered.
+A message for a connection still waiting for an echo is written at once behind the first (the
+echoes come back in order); its latency still counts from its own scheduled time. Latency runs
+from the scheduled send time, so a stall of the server or of the load generator shows in it (no
+coordinated omission). A message without its whole, correct echo within --timeout of that time
+is unanswered and enters the percentiles as at least --timeout. After --duration the run waits
+up to --timeout for the last echoes. The connections are opened first, at most
+--connect-concurrency at a time, from 127.0.0.2-254 on a loopback target; the soft descriptor
+limit is raised toward the hard one (exit 1 if even that is too low).
 
 Every echoed byte is checked; a wrong byte counts as a `mismatch` error. Connect failures,
-resets, early closes and stalls are counted and the connection is replaced; they never stop the
-run. Latency is measured per message (per connection in oneshot: connect to last byte) into an
-HDR histogram. MB/s counts echoed payload one way, in 10^6 bytes. Exit status: 0 when at least
-one message completed, 1 otherwise (the summary is printed either way), 2 for a usage error."
+resets, early closes and stalls are counted and the connection is replaced (in idle it is not:
+later messages go to the connections still open); they never stop the run. Latency is measured
+per message (per connection in oneshot: connect to last byte) into an HDR histogram. MB/s counts
+echoed payload one way, in 10^6 bytes. Exit status: 0 when at least one message completed, 1
+otherwise (the summary is printed either way), 2 for a usage error."
 }
