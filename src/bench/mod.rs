@@ -1,12 +1,15 @@
 //! `echopool bench`: a load generator worth trusting. One blocking thread per connection (two in
 //! `stream` mode), buffers made once per connection, every echoed byte checked, latency into an
-//! HDR histogram per thread, merged at the end.
+//! HDR histogram per thread, merged at the end. `idle` mode is the exception: thousands of
+//! connections on one thread with a readiness poller, messages sent open-loop.
 
 mod args;
 mod control;
+mod idle;
 mod oneshot;
 mod payload;
 mod progress;
+mod rate;
 mod report;
 mod rr;
 mod stream;
@@ -54,17 +57,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(addrs[0]),
     };
     let connections = args.connections.get();
-    let mut ctl = Control::new(
-        target,
-        args.size,
-        connections,
-        args.connect_timeout,
-        args.timeout,
-    );
-    ctl.spread_sources = args.mode == Mode::Oneshot && !args.one_source;
-    let (tally, elapsed) = drive(&args, &ctl)?;
-    let mut tally = tally;
-    let summary = Summary::new(
+    let (mut tally, elapsed, idle) = if args.mode == Mode::Idle {
+        let outcome = idle::run(&args, target)?;
+        (outcome.tally, outcome.measured, Some(outcome.idle))
+    } else {
+        let mut ctl = Control::new(
+            target,
+            args.size,
+            connections,
+            args.connect_timeout,
+            args.timeout,
+        );
+        ctl.spread_sources = args.mode == Mode::Oneshot && !args.one_source;
+        let (tally, elapsed) = drive(&args, &ctl)?;
+        (tally, elapsed, None)
+    };
+    let mut summary = Summary::new(
         Setup {
             mode: args.mode,
             addr: target.to_string(),
@@ -76,6 +84,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         &mut tally,
         elapsed,
     );
+    summary.idle = idle;
     let mut out = io::stdout().lock();
     if args.json {
         serde_json::to_writer(&mut out, &summary).context("writing the JSON summary")?;
@@ -127,6 +136,7 @@ fn drive(args: &BenchArgs, ctl: &Control) -> anyhow::Result<(Tally, Duration)> {
                     Mode::Rr => rr::run(ctl, index, quota),
                     Mode::Oneshot => oneshot::run(ctl, index, quota),
                     Mode::Stream => stream::run(ctl, index, quota),
+                    Mode::Idle => unreachable!("idle mode runs on its own poller thread"),
                 });
             match handle {
                 Ok(handle) => handles.push(handle),

@@ -112,6 +112,17 @@ impl Tally {
     pub fn message(&mut self, latency: Duration, bytes: usize) {
         self.messages += 1;
         self.bytes += bytes as u64;
+        self.record(latency);
+    }
+
+    /// Records the latency of a message that never completed (`idle` mode counts every message
+    /// it scheduled in the percentiles, so that the ones given up on are not hidden) without
+    /// counting it as a message.
+    pub fn unanswered(&mut self, waited: Duration) {
+        self.record(waited);
+    }
+
+    fn record(&mut self, latency: Duration) {
         if self.pending_len == BATCH {
             self.flush();
         }
