@@ -140,9 +140,11 @@ fn bounded(
         .arg(&script)
         .current_dir(work_dir)
         .env("PATH", path)
-        // What a reader's shell would not have; `ECHOPOOL_*` would change the servers' flags.
+        // What a reader's shell would not have: these change the programs' output or behaviour
+        // (`ECHOPOOL_*` would set the servers' flags).
         .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LOG");
+        .env_remove("RUST_LOG")
+        .env_remove("RUST_MIN_STACK");
     for (key, _) in std::env::vars() {
         if key.starts_with("ECHOPOOL_") {
             command.env_remove(key);
