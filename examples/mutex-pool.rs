@@ -83,7 +83,7 @@ fn main() {
 /// Echo until the client closes its side. As in the Book, I/O errors are unwrapped: a client
 /// that hangs up rudely panics the worker serving it.
 fn handle_connection(mut stream: TcpStream) {
-    // TCP_NODELAY: send small replies at once (see "Small writes" in the page above).
+    // TCP_NODELAY: send small replies at once (docs/from-the-textbook.md, "Small writes").
     stream.set_nodelay(true).unwrap();
     let mut buffer = vec![0u8; BUFFER_SIZE];
     loop {

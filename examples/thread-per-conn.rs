@@ -41,7 +41,7 @@ fn main() {
 
 /// recv() and send() back until recv() returns 0, then close(), on the client's own thread.
 fn handle_client(mut client: TcpStream) {
-    // TCP_NODELAY: send small replies at once (see "Small writes" in the page above).
+    // TCP_NODELAY: send small replies at once (docs/from-the-textbook.md, "Small writes").
     let _ = client.set_nodelay(true);
     let mut buffer = vec![0u8; BUFFER_SIZE];
     loop {
