@@ -48,16 +48,18 @@ THROUGHPUT_CELLS = [
 
 
 def server_command(opts, name, workers):
-    """The command line of server `name`, listening on a free loopback port."""
-    peers = opts.peers
+    """The command line of server `name`, listening on a free loopback port. The blocking peers
+    are the root package's examples (docs/from-the-textbook.md teaches with them); tokio is in
+    bench/peers, so that no async runtime enters the root package."""
+    examples, peers = opts.examples, opts.peers
     return {
         "echopool": [opts.echopool, "serve", "-q", "-w", str(workers), "-l", "127.0.0.1:0"],
         "echopool-baseline": [os.environ.get("BASELINE", ""), "serve", "-q", "-w", str(workers),
                               "-l", "127.0.0.1:0"],
-        "thread-per-conn": [f"{peers}/thread-per-conn", "127.0.0.1:0"],
-        "mutex-pool": [f"{peers}/mutex-pool", "127.0.0.1:0", "--workers", str(workers)],
+        "thread-per-conn": [f"{examples}/thread-per-conn", "127.0.0.1:0"],
+        "mutex-pool": [f"{examples}/mutex-pool", "127.0.0.1:0", str(workers)],
         "tokio": [f"{peers}/tokio-echo", "127.0.0.1:0"],
-        "iterative": [f"{peers}/iterative", "127.0.0.1:0"],
+        "iterative": [f"{examples}/iterative", "127.0.0.1:0"],
     }[name]
 
 
@@ -71,8 +73,11 @@ class Server:
     """A server process pinned to CPU 0; its address read from its `listening on` line."""
 
     def __init__(self, command, log):
+        # No backtraces: the mutex-pool's workers panic, as the Book's do, when a stream run ends
+        # with data in flight, and symbolizing a backtrace would cost CPU in the next run.
+        env = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
         self.proc = subprocess.Popen(SERVER + command, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=log, text=True)
+                                     stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         deadline = time.monotonic() + 10
         line = ""
         while time.monotonic() < deadline and not line.startswith("listening on "):
@@ -255,6 +260,7 @@ def with_retries(opts, label, attempt, disturbed=lambda result: None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--echopool", required=True)
+    parser.add_argument("--examples", required=True)
     parser.add_argument("--peers", required=True)
     parser.add_argument("--out-dir", required=True)
     opts = parser.parse_args()

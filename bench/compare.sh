@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of `echopool serve` against its peers (see BENCHMARKS.md).
 #
-# Builds echopool and bench/peers in release, then runs bench/compare.py, which starts each
-# server pinned to CPU 0 and the load generator pinned to CPU 1, interleaves the servers round by
-# round, and writes markdown tables of medians to $OUT_DIR/compare.md (raw runs in runs.jsonl).
+# Builds echopool, the blocking peers (the root package's examples iterative, thread-per-conn and
+# mutex-pool) and bench/peers (tokio and the helper programs) in release, then runs
+# bench/compare.py, which starts each server pinned to CPU 0 and the load generator pinned to
+# CPU 1, interleaves the servers round by round, and writes markdown tables of medians to
+# $OUT_DIR/compare.md (raw runs in runs.jsonl).
 #
 # Environment (all optional):
 #   CELL_SECONDS=5     measured seconds per run          (CELL_SECONDS=0.5 for a smoke run)
@@ -25,11 +27,13 @@ command -v taskset >/dev/null || { echo "compare.sh: needs taskset (util-linux)"
 [ "$(nproc --all)" -ge 2 ] || { echo "compare.sh: needs at least 2 CPUs" >&2; exit 1; }
 
 echo "compare.sh: building echopool and the peers (release)" >&2
-timeout 1200 cargo build --release --bin echopool >&2
+timeout 1200 cargo build --release --bin echopool \
+    --example iterative --example thread-per-conn --example mutex-pool >&2
 (cd bench/peers && timeout 1200 cargo build --release >&2)
 
 export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the source tree
 exec timeout 3600 python3 bench/compare.py \
     --echopool target/release/echopool \
+    --examples target/release/examples \
     --peers bench/peers/target/release \
     --out-dir "${OUT_DIR:-target/compare}"
