@@ -1,4 +1,4 @@
-//! What `/proc` says about the server process: CPU time used and resident memory.
+//! What `/proc` says about the server process: CPU time used, resident memory, threads.
 
 use std::fs;
 use std::time::Duration;
@@ -19,17 +19,28 @@ pub fn cpu_time(pid: u32) -> Duration {
 
 /// Resident memory of process `pid` in bytes (`VmRSS` in `/proc/PID/status`).
 pub fn rss_bytes(pid: u32) -> u64 {
+    status_field(pid, "VmRSS") * 1024
+}
+
+/// The number of threads of process `pid` (`Threads` in `/proc/PID/status`).
+pub fn threads(pid: u32) -> u64 {
+    status_field(pid, "Threads")
+}
+
+/// A numeric field of `/proc/PID/status` (kB for sizes).
+fn status_field(pid: u32, name: &str) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
     let line = status
         .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .expect("a VmRSS line");
-    let kib: u64 = line
-        .split_whitespace()
+        .find(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+        .unwrap_or_else(|| panic!("no {name} line"));
+    line.split_whitespace()
         .nth(1)
         .and_then(|n| n.parse().ok())
-        .expect("VmRSS in kB");
-    kib * 1024
+        .unwrap_or_else(|| panic!("{name} is not a number: {line}"))
 }
 
 /// Bytes as MiB with one decimal, for outcome lines.

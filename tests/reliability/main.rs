@@ -20,6 +20,7 @@ mod flood;
 mod limits;
 mod memory;
 mod panics;
+mod parking;
 mod shutdown;
 mod silent;
 mod slow_clients;

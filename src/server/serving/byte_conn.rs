@@ -33,6 +33,15 @@ pub(crate) struct Policy<'a> {
     pub(crate) shutdown: &'a ShutdownHandle,
 }
 
+impl Policy<'_> {
+    /// Whether a connection that would wait is parked without waiting: another connection
+    /// waits for a worker, or `--park-after 0`.
+    fn parks_at_once(&self) -> bool {
+        self.park_after
+            .is_some_and(|wait| wait.is_zero() || (self.someone_waiting)())
+    }
+}
+
 /// What the socket is waited for while the connection is parked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Interest {
@@ -135,7 +144,7 @@ impl<T: Transport> ByteConn<T> {
             }
         }
         let quiet_since = Instant::now();
-        if policy.park_after.is_some() && (policy.someone_waiting)() {
+        if policy.parks_at_once() {
             // Others wait: take what is there (a new or resumed connection has input) and
             // leave if nothing is.
             return match self.transport.read_now(buf) {
@@ -227,7 +236,7 @@ impl<T: Transport> ByteConn<T> {
             deadline,
             expires_as,
         });
-        if policy.park_after.is_some() && (policy.someone_waiting)() {
+        if policy.parks_at_once() {
             return Err(park);
         }
         let until_deadline = deadline.map(|deadline| deadline - now);
