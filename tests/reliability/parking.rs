@@ -317,5 +317,5 @@ fn descriptor_hard_limit() -> Option<u64> {
     };
     // SAFETY: a valid pointer to an `rlimit` for the duration of the call.
     (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0)
-        .then_some(u64::from(limit.rlim_max))
+        .then_some(limit.rlim_max)
 }
