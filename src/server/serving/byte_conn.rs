@@ -20,6 +20,7 @@ use super::books::{Books, Moved};
 use super::limits::{is_timeout, ConnLimits, Deadlines};
 use super::read_spin::ReadSpin;
 use super::transport::Transport;
+use crate::server::parked::Parking;
 use crate::server::ShutdownHandle;
 
 /// How a worker may wait for one connection.
@@ -31,6 +32,9 @@ pub(crate) struct Policy<'a> {
     /// Whether so many connections are served at once that polling does not pay.
     pub(crate) crowded: &'a dyn Fn() -> bool,
     pub(crate) shutdown: &'a ShutdownHandle,
+    /// The parking lot, told when the worker waits on its connection (then the lot's poller
+    /// must watch the other sockets); `None` when parking is off.
+    pub(crate) parking: Option<&'a Parking>,
 }
 
 impl Policy<'_> {
@@ -162,6 +166,7 @@ impl<T: Transport> ByteConn<T> {
             Ok(Some(timeout)) => self.transport.set_read_timeout(Some(timeout))?,
             Ok(None) => {}
         }
+        let _waiting = policy.parking.map(Parking::worker_waits);
         loop {
             let read = self.transport.read(buf);
             self.spin.blocked_read_returned();
@@ -244,7 +249,10 @@ impl<T: Transport> ByteConn<T> {
             (Some(park_after), Some(left)) => Some(park_after.min(left)),
             (park_after, left) => park_after.or(left),
         };
-        if self.transport.wait_writable(wait)? {
+        let waiting = policy.parking.map(Parking::worker_waits);
+        let writable = self.transport.wait_writable(wait)?;
+        drop(waiting);
+        if writable {
             return Ok(());
         }
         match policy.park_after {

@@ -151,6 +151,7 @@ mod tests {
             someone_waiting: &waiting,
             crowded: &not_crowded,
             shutdown: &shutdown,
+            parking: None,
         };
         let next = run(
             &mut session,
@@ -378,6 +379,7 @@ mod tests {
             someone_waiting: &|| true,
             crowded: &|| false,
             shutdown: &shutdown,
+            parking: None,
         };
         let mut buf = ReadBuffer::new(64);
         let Next::Park(spot) = run(&mut session, &mut conn, &mut buf, &policy) else {
@@ -408,6 +410,7 @@ mod tests {
             someone_waiting: &|| false,
             crowded: &|| false,
             shutdown: &shutdown,
+            parking: None,
         };
         let next = run(
             session.as_mut(),
