@@ -91,6 +91,10 @@ pub(crate) struct ByteConn<T> {
     stalled_since: Option<Instant>,
     /// Whether the last read filled the buffer it was given: more is probably waiting.
     last_read_full: bool,
+    /// Whether the last read in this turn on a worker was short, so the socket was drained
+    /// then: with others waiting, the connection is parked without another read (its oneshot
+    /// interest fires at once if more has come meanwhile), as an event loop does.
+    drained: bool,
     /// Set when the connection is to close once its pending output is sent: at the end of
     /// input, or at `--max-bytes`.
     pub(crate) finishing: Option<CloseReason>,
@@ -106,6 +110,7 @@ impl<T: Transport> ByteConn<T> {
             pending: Vec::new(),
             stalled_since: None,
             last_read_full: false,
+            drained: false,
             finishing: None,
         }
     }
@@ -149,6 +154,9 @@ impl<T: Transport> ByteConn<T> {
         }
         let quiet_since = Instant::now();
         if policy.parks_at_once() {
+            if self.drained {
+                return Err(self.park_quiet(quiet_since));
+            }
             // Others wait: take what is there (a new or resumed connection has input) and
             // leave if nothing is.
             return match self.transport.read_now(buf) {
@@ -188,6 +196,7 @@ impl<T: Transport> ByteConn<T> {
     fn took(&mut self, read: io::Result<usize>, len: usize) -> Result<usize, Wait> {
         let read = read?;
         self.last_read_full = read > 0 && read == len;
+        self.drained = read > 0 && read < len;
         Ok(self.books.received(read)?)
     }
 
@@ -198,6 +207,11 @@ impl<T: Transport> ByteConn<T> {
             deadline,
             expires_as,
         })
+    }
+
+    /// A new turn on a worker: the connection was resumed because its socket is ready.
+    pub(crate) fn resumed(&mut self) {
+        self.drained = false;
     }
 
     /// Whether output is waiting for the socket.

@@ -25,6 +25,7 @@ pub(crate) fn run<T: Transport>(
     buf: &mut ReadBuffer,
     policy: &Policy<'_>,
 ) -> Next {
+    conn.resumed();
     loop {
         if conn.has_pending() {
             if let Err(wait) = conn.flush_pending(policy) {
