@@ -117,7 +117,7 @@ def echopool_servers(echopool):
 
 
 def sets_workers(flags):
-    return any(f in ("-w", "--workers") or f.startswith(("--workers=", "-w=")) for f in flags)
+    return any(re.fullmatch(r"-w|--workers|-w=?\d+|--workers=\d+", f) for f in flags)
 
 
 def holds_a_worker_per_connection(flags):
@@ -248,10 +248,13 @@ def run_held(opts, name, log):
         rss_before = server.status("VmRSS")
         holder = subprocess.Popen(
             LOAD + [f"{opts.peers}/idle-conns", server.addr, str(HELD_CONNECTIONS)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=server_env())
         ready = holder.stdout.readline()
         if not ready.startswith("ready"):
-            raise RuntimeError(f"idle-conns did not get ready: {ready!r}")
+            holder.wait(timeout=10)
+            why = holder.stderr.read().strip().splitlines()
+            raise RuntimeError(f"idle-conns did not get ready: {why[-1] if why else ready!r}")
         time.sleep(1)
         return {"rss_kib": server.status("VmRSS"), "rss_start_kib": rss_before,
                 "threads": server.status("Threads")}
@@ -316,8 +319,9 @@ def say(text):
 def with_retries(opts, label, attempt, disturbed=lambda result: None):
     """Runs `attempt` up to TRIES times in all: again after a failure, and again while
     `disturbed(result)` names a reason the run cannot be trusted (other work, a slow host).
-    Returns the last result (flagged in the tables if disturbed), or None if every try failed;
-    one failed run never ends a comparison."""
+    Returns the last result (flagged in the tables if disturbed), or None if every try failed
+    (the last error is then in opts.failures, for the tables); one failed run never ends a
+    comparison."""
     result = None
     for attempt_number in range(opts.tries):
         last = attempt_number + 1 == opts.tries
@@ -326,6 +330,8 @@ def with_retries(opts, label, attempt, disturbed=lambda result: None):
         except (RuntimeError, OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as err:
             say(f"{label}: FAILED: {err}{'' if last else '; again'}")
             result = None
+            if last:
+                opts.failures.append(f"{label}: {err}")
             continue
         why = disturbed(result)
         if why is None:
@@ -402,6 +408,7 @@ def settings():
                       + [c.name for c in IDLE_CELLS] + [LOADGEN_CELL])
     opts.host = HostSpeed(f"{opts.peers}/calibrate")
     opts.held_connections = HELD_CONNECTIONS
+    opts.failures = []  # "cell server: error" of every run that failed each try
     return opts
 
 
@@ -414,8 +421,8 @@ def pick(variable, known):
     wanted = [w.strip() for w in text.split(",") if w.strip()]
     unknown = [w for w in wanted if w not in known]
     if unknown or not wanted:
-        fail(f"{variable}={text!r}: unknown {', '.join(unknown) or 'empty list'}; "
-             f"known: {', '.join(known)}")
+        problem = f"unknown {', '.join(unknown)}" if unknown else "names nothing"
+        fail(f"{variable}={text!r}: {problem}; known: {', '.join(known)}")
     return [k for k in known if k in wanted]
 
 

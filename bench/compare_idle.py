@@ -97,20 +97,22 @@ def read_edge(server, bench):
 
 
 def measure(opts, server, cell, connect, load_prefix):
-    """One idle run against `server` (started fresh by the caller). Returns the run's record;
-    raises RuntimeError when the bench printed no summary, TimeoutExpired past its bound."""
+    """One idle run against `server` (started fresh by the caller). Returns the run's record.
+    Raises RuntimeError when the bench printed no summary, or its window was seen too late to
+    trust the reading at its end; TimeoutExpired past its bound."""
     rss_start_kib = server.status("VmRSS")
     command = load_prefix + bench_command(opts, server.addr, cell, connect)
     limit = time_limit(opts, cell, connect)
     window = window_seconds(opts.idle_seconds)
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, TERMINAL_SIZE)
+    spawned = time.monotonic()
     bench = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
                              env={**os.environ, "TERM": "xterm"})
     os.close(slave)
     output = bytearray()
     in_window = False
-    start = other = None
+    seen_at = start = other = None
     figures = NO_SERVER_FIGURES
     try:
         deadline = time.monotonic() + limit
@@ -129,7 +131,7 @@ def measure(opts, server, cell, connect, load_prefix):
                     break
                 output += chunk
                 if not in_window and PHASE in output[-(len(chunk) + len(PHASE)):]:
-                    in_window = True
+                    in_window, seen_at = True, time.monotonic()
                     other = OtherWork()
                     start = read_edge(server, bench)
             if start and figures is NO_SERVER_FIGURES and time.monotonic() >= start.at + window:
@@ -144,7 +146,17 @@ def measure(opts, server, cell, connect, load_prefix):
             bench.kill()
             bench.wait()
         os.close(master)
-    return record(parse_summary(output), figures, rss_start_kib, server.proc.poll(), connect)
+    summary = parse_summary(output)
+    server_exit = server.proc.poll()
+    if not in_window and server_exit is None:
+        raise RuntimeError(f"the bench's progress line never showed {PHASE.decode()!r} "
+                           f"(has its format changed?)")
+    # How long after the window began it was seen (at most; the bench's start-up counts too).
+    late = seen_at - spawned - summary["idle"]["connect_s"] - opts.warmup if seen_at else 0
+    if late > END_MARGIN_S:
+        raise RuntimeError(f"the measured window was seen {late:.2f} s late (a busy host): the "
+                           f"server may have been read after it ended")
+    return {**record(summary, figures, rss_start_kib, server_exit, connect), "seen_late_s": late}
 
 
 # What a run has of the server when it exited, or the bench never reached its window.

@@ -58,12 +58,13 @@ def render(opts, cells, results, held, idle, plots, loadgen, started, loads):
     """The whole compare.md: a heading paragraph, then the sections of the cells that ran."""
     out = [f"Run {started:%Y-%m-%d %H:%M} UTC on {machine()}; load average {loads[0]} before, "
            f"{loads[1]} after.",
-           f"Settings: {opts.seconds} s measured + {opts.warmup} s warmup per run, {opts.rounds} "
-           f"rounds, servers on CPU 0, load on CPU 1, open-file limit {opts.nofile}. Cells "
-           f"shown as median (min–max).", ""]
+           f"Settings: {opts.rounds} rounds, servers on CPU 0, load on CPU 1, open-file limit "
+           f"{opts.nofile}. Cells shown as median (min–max).", ""]
     out += variants_section(opts)
     cells = [c for c in cells if c.name in results]
     if cells:
+        out += [f"Throughput cells: {opts.seconds} s measured after {opts.warmup} s warmup per "
+                f"run.", ""]
         out += throughput_sections(opts.servers, cells, results)
     if held:
         out += held_section(opts.held_connections, held)
@@ -71,6 +72,9 @@ def render(opts, cells, results, held, idle, plots, loadgen, started, loads):
         out += idle_sections(opts, idle, plots)
     if loadgen:
         out += loadgen_section(loadgen)
+    if opts.failures:
+        out += ["Runs that failed every try (left out of the tables above):", ""]
+        out += [f"- {failure}" for failure in opts.failures] + [""]
     return "\n".join(out)
 
 
@@ -204,7 +208,7 @@ def idle_sections(opts, idle, plots):
         tokio = tokio_runs and (median_of(tokio_runs, "p99_ms"), median_of(tokio_runs, "rss_kib"))
         header = ["server", "p50 ms", "p99 ms", "p99.9 ms", "answered / sent", "unanswered",
                   "unsent", "failed connects", "RSS MiB", "threads", "CPU µs / msg",
-                  "switches / msg", "other work, host slowdown (median / worst)"]
+                  "switches / msg", "other work (median / worst), host slowdown (worst)"]
         header += ["p99 ÷ tokio", "RSS ÷ tokio"] if tokio else []
         rows = [idle_row(s, runs_by_server[s], tokio) for s in opts.servers
                 if s in runs_by_server]
