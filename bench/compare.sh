@@ -59,9 +59,11 @@
 # VARIANTS) configure echopool. The open-file limit is raised to the hard limit for every server
 # (echopool raises its own; tokio-echo and thread-per-conn need it for 10,000 connections).
 #
-# A full run (every cell and server, defaults) takes about 35 minutes; issue 8's comparisons:
+# A full run (every cell and server, defaults) takes about 35 minutes, more when disturbed runs
+# are repeated (estimated from single runs: a throughput run takes ~7 s, an idle-open run 12-25 s,
+# thread-per-conn's at 10,000 connections ~60 s, 45 s of them connecting). Issue 8's comparisons:
 #   CELLS=idle-open-1000,idle-open-10000 SERVERS=echopool,echopool-parkoff,tokio,thread-per-conn
-#     bench/compare.sh                                              # about 10 minutes
+#     bench/compare.sh                                                      # about 10 minutes
 #   ROUNDS=5 SERVERS=echopool,echopool-parkoff,tokio CELLS=rr-1x64,rr-8x64,rr-64x64,rr-1x4k,\
 #     rr-8x4k,rr-64x4k,oneshot-1,oneshot-8,stream-1x64k,stream-4x64k bench/compare.sh   # ~20 min
 set -euo pipefail
