@@ -8,9 +8,10 @@ begun: the connect phase and the warmup are over) the server's threads are read:
 (/proc/PID/task/*/schedstat, in nanoseconds: the window's few hundred messages cost a few
 milliseconds, under the 10 ms resolution of /proc/PID/stat) and context switches. They are read
 again, with VmRSS, VmHWM and Threads from /proc/PID/status, while the connections are still
-held near the end of the window: END_MARGIN before it ends (the line is drawn up to ~0.1 s late,
-and a bench that has its last echoes ends at once and closes every connection, which costs the
-server work that is not sending). Per message is then the server's CPU per second of that
+held near the end of the window: END_MARGIN_S before it ends (the line is drawn up to ~0.1 s
+late, and a bench that has its last echoes ends at once and closes every connection, which costs
+the server work that is not sending; a run whose window was seen later than END_MARGIN_S is
+retried as a failure). Per message is then the server's CPU per second of that
 window over the answered messages per second of the bench's window (Poisson arrivals, so a
 window 5% shorter holds 5% fewer messages on average). Standard library only."""
 
