@@ -86,6 +86,9 @@ pub enum ServeError {
     /// The parking lot's poller could not be made (`epoll_create`).
     #[error("cannot make the poller for parked connections (--park)")]
     Poller(#[source] io::Error),
+    /// The pipe that tells stream sessions the stop is forced could not be made.
+    #[error("cannot make the pipe that ends stream sessions at the shutdown timeout")]
+    Stop(#[source] io::Error),
     /// The worker threads could not all be started.
     #[error("cannot start worker {} of {wanted} (--workers); {started} started", started + 1)]
     Workers {
@@ -152,7 +155,7 @@ impl Server {
         if config.listen.is_empty() {
             return Err(ServeError::NoListenAddress);
         }
-        let shutdown = ShutdownHandle::new(config.shutdown_timeout);
+        let shutdown = ShutdownHandle::try_new(config.shutdown_timeout).map_err(ServeError::Stop)?;
         let limits = ConnLimits::from_config(&config);
         let mut listeners = Vec::with_capacity(config.listen.len());
         for &addr in &config.listen {
