@@ -80,6 +80,15 @@ pub enum ServeError {
         #[source]
         source: io::Error,
     },
+    /// A listening socket given to [`Server::bind_with`] could not be used.
+    #[error("cannot serve passed listening socket #{index}")]
+    Passed {
+        /// Its position among the passed sockets, from 0.
+        index: usize,
+        /// Why, as the OS said it.
+        #[source]
+        source: io::Error,
+    },
     /// No address to listen on was given.
     #[error("no address to listen on")]
     NoListenAddress,
@@ -152,12 +161,38 @@ impl Server {
     /// [`ServeError::Workers`] when the system cannot start that many threads, or
     /// [`ServeError::Poller`].
     pub fn bind(config: Config, handler: Arc<dyn Handler>) -> Result<Server, ServeError> {
-        if config.listen.is_empty() {
+        Self::bind_with(config, Vec::new(), handler)
+    }
+
+    /// Like [`bind`](Server::bind), and serves `passed` too, ahead of `config.listen`: sockets
+    /// that are bound and listening already, such as those a service manager passes (socket
+    /// activation). They get the options of the sockets bound here (those that connections
+    /// inherit, and `defer_accept`) and are used in blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// As for [`bind`](Server::bind); [`ServeError::Passed`] when a passed socket refuses an
+    /// option.
+    pub fn bind_with(
+        config: Config,
+        passed: Vec<TcpListener>,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Server, ServeError> {
+        if config.listen.is_empty() && passed.is_empty() {
             return Err(ServeError::NoListenAddress);
         }
         let shutdown = ShutdownHandle::try_new(config.shutdown_timeout).map_err(ServeError::Stop)?;
         let limits = ConnLimits::from_config(&config);
-        let mut listeners = Vec::with_capacity(config.listen.len());
+        let mut listeners = Vec::with_capacity(passed.len() + config.listen.len());
+        for (index, listener) in passed.into_iter().enumerate() {
+            let listener = listener::adopt(listener, &config, &limits)
+                .and_then(|listener| {
+                    shutdown.watch(listener.try_clone()?);
+                    Ok(listener)
+                })
+                .map_err(|source| ServeError::Passed { index, source })?;
+            listeners.push(listener);
+        }
         for &addr in &config.listen {
             let listener = listener::bind(addr, &config, &limits)
                 .and_then(|listener| {
@@ -222,7 +257,8 @@ impl Server {
         })
     }
 
-    /// The bound addresses, in the order of `config.listen`, with the real ports.
+    /// The bound addresses, passed sockets first, then in the order of `config.listen`, with
+    /// the real ports.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
