@@ -60,7 +60,9 @@ pub fn parse_from(argv: impl IntoIterator<Item = impl Into<OsString>>) -> Result
         .try_get_matches_from(&argv)
         .map_err(|err| crate::env_vars::blame(err, &cmd, &argv))?;
     let mut cli = Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut cmd))?;
-    if let (Command::Serve(args), Some(serve)) = (&mut cli.command, matches.subcommand_matches("serve")) {
+    if let (Command::Serve(args), Some(serve)) =
+        (&mut cli.command, matches.subcommand_matches("serve"))
+    {
         args.listen_is_default =
             serve.value_source("listen") == Some(clap::parser::ValueSource::DefaultValue);
     }
@@ -300,9 +302,7 @@ impl fmt::Debug for HandlerArg {
 }
 
 fn parse_handler_spec(spec: &str) -> Result<HandlerArg, String> {
-    let handler = registry()
-        .build(spec)
-        .map_err(|err| err.to_string())?;
+    let handler = registry().build(spec).map_err(|err| err.to_string())?;
     Ok(HandlerArg {
         spec: spec.to_string(),
         handler,
@@ -587,9 +587,17 @@ mod tests {
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
         let text = err.to_string();
         assert!(text.contains("--handler"), "{text}");
-        assert!(text.contains("no program 'no-such-program-here' on PATH"), "{text}");
-        let err = serve(&["--user", "no-such-user-here"]).unwrap_err().to_string();
-        assert!(err.contains("--user") && err.contains("no such user"), "{err}");
+        assert!(
+            text.contains("no program 'no-such-program-here' on PATH"),
+            "{text}"
+        );
+        let err = serve(&["--user", "no-such-user-here"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--user") && err.contains("no such user"),
+            "{err}"
+        );
     }
 
     #[test]

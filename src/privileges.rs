@@ -61,7 +61,11 @@ pub fn parse_user(text: &str) -> Result<UserArg, String> {
         },
         None => match &entry {
             Some(entry) => entry.gid,
-            None => return Err(format!("user {user} has no entry; give its group: {user}:GROUP")),
+            None => {
+                return Err(format!(
+                    "user {user} has no entry; give its group: {user}:GROUP"
+                ))
+            }
         },
     };
     let (uid, groups) = match entry {
@@ -132,7 +136,11 @@ fn check_every_thread(user: &UserArg) -> anyhow::Result<()> {
             status
                 .lines()
                 .find_map(|line| line.strip_prefix(key))
-                .map(|rest| rest.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+                .map(|rest| {
+                    rest.split_whitespace()
+                        .filter_map(|n| n.parse().ok())
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let (uids, gids, mut groups) = (ids("Uid:"), ids("Gid:"), ids("Groups:"));
@@ -185,12 +193,7 @@ fn lookup_uid(uid: libc::uid_t) -> Result<Option<Passwd>, String> {
         .map_err(|err| format!("cannot look up user {uid}: {err}"))
 }
 
-type PasswdCall<'a> = dyn Fn(
-    *mut libc::passwd,
-    *mut libc::c_char,
-    libc::size_t,
-    *mut *mut libc::passwd,
-) -> libc::c_int
+type PasswdCall<'a> = dyn Fn(*mut libc::passwd, *mut libc::c_char, libc::size_t, *mut *mut libc::passwd) -> libc::c_int
     + 'a;
 
 /// Runs a `getpw*_r` call with a buffer that grows until the entry fits.
@@ -232,7 +235,13 @@ fn lookup_group(name: &str) -> Result<Option<libc::gid_t>, String> {
         let mut result = std::ptr::null_mut();
         // SAFETY: valid pointers to a `group`, a buffer of the length given, and a result.
         let code = unsafe {
-            libc::getgrnam_r(c_name.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut result)
+            libc::getgrnam_r(
+                c_name.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
         };
         match code {
             0 if result.is_null() => return Ok(None),
@@ -294,7 +303,10 @@ mod tests {
     fn unknown_names_are_named() {
         for (text, says) in [
             ("no-such-user-here", "no such user 'no-such-user-here'"),
-            ("root:no-such-group-here", "no such group 'no-such-group-here'"),
+            (
+                "root:no-such-group-here",
+                "no such group 'no-such-group-here'",
+            ),
             ("4000001", "give its group: 4000001:GROUP"),
             ("", "expected NAME"),
             ("root:", "expected NAME"),

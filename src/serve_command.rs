@@ -55,7 +55,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     announce(&addrs);
     let status = match notifier {
         Some(notifier) => {
-            notifier.send(&format!("READY=1\n{}", status_line(&server.stats().snapshot(), false)));
+            notifier.send(&format!(
+                "READY=1\n{}",
+                status_line(&server.stats().snapshot(), false)
+            ));
             Some(
                 StatusThread::start(notifier, server.shutdown_handle(), server.stats())
                     .context("cannot start the service-manager status thread")?,

@@ -121,7 +121,10 @@ fn a_missing_or_unrunnable_program_is_a_usage_error_naming_it() {
     assert_eq!(missing.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("--handler"), "{stderr}");
-    assert!(stderr.contains("no program 'no-such-program-here' on PATH"), "{stderr}");
+    assert!(
+        stderr.contains("no program 'no-such-program-here' on PATH"),
+        "{stderr}"
+    );
     assert!(missing.stdout.is_empty(), "it listened");
 
     let notes = std::env::temp_dir().join(format!("echopool-notes-{}", std::process::id()));

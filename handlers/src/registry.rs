@@ -179,7 +179,10 @@ impl Registry {
     /// Every accepted form, in the order added: handler names, then each decorator as `NAME`
     /// and `NAME:SPEC`.
     pub fn names(&self) -> Vec<String> {
-        let handlers = self.handlers.iter().map(|(name, _, build)| with_args(name, build));
+        let handlers = self
+            .handlers
+            .iter()
+            .map(|(name, _, build)| with_args(name, build));
         let decorators = self
             .decorators
             .iter()
@@ -231,10 +234,12 @@ impl Registry {
     }
 
     fn default_entry(&self) -> Option<(&str, &BuildHandler)> {
-        self.handlers.iter().find_map(|(name, _, build)| match build {
-            Build::Plain(build) => Some((name.as_str(), build)),
-            Build::WithArgs(..) => None,
-        })
+        self.handlers
+            .iter()
+            .find_map(|(name, _, build)| match build {
+                Build::Plain(build) => Some((name.as_str(), build)),
+                Build::WithArgs(..) => None,
+            })
     }
 
     fn default_handler(&self) -> Option<Arc<dyn Handler>> {
@@ -379,7 +384,10 @@ mod tests {
         assert_eq!(reply("upper-if:yes"), b"ABC");
         assert_eq!(reply("logging:upper-if:no"), b"abc");
         assert_eq!(reply("logging:logging:upper-if:a:b c"), b"abc");
-        assert_eq!(registry.handler_name("logging:upper-if:a:b"), Some("upper-if"));
+        assert_eq!(
+            registry.handler_name("logging:upper-if:a:b"),
+            Some("upper-if")
+        );
         assert_eq!(registry.handler_name("logging"), Some("echo"));
         assert_eq!(registry.handler_name("shout"), None);
     }

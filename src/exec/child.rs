@@ -146,9 +146,9 @@ extern "C" fn kill_live_groups() {
 mod tests {
     use super::*;
     use std::os::unix::process::ExitStatusExt;
-    use std::time::{Duration, Instant};
     use std::panic::{self, AssertUnwindSafe};
     use std::path::Path;
+    use std::time::{Duration, Instant};
 
     fn gone(pid: u32) -> bool {
         !Path::new(&format!("/proc/{pid}")).exists()
@@ -189,7 +189,11 @@ mod tests {
         assert!(gone(pid), "the program was not reaped");
         let deadline = Instant::now() + Duration::from_secs(5);
         while !members(pid).is_empty() {
-            assert!(Instant::now() < deadline, "left running: {:?}", members(pid));
+            assert!(
+                Instant::now() < deadline,
+                "left running: {:?}",
+                members(pid)
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(!live_groups().contains(&(pid as libc::pid_t)));
@@ -209,9 +213,17 @@ mod tests {
         assert_eq!(group.reap().unwrap().code(), Some(3));
         let deadline = Instant::now() + Duration::from_secs(5);
         while !members(group.pid()).is_empty() {
-            assert!(Instant::now() < deadline, "left running: {:?}", members(group.pid()));
+            assert!(
+                Instant::now() < deadline,
+                "left running: {:?}",
+                members(group.pid())
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(group.reap().unwrap().signal(), None, "reaped once, remembered");
+        assert_eq!(
+            group.reap().unwrap().signal(),
+            None,
+            "reaped once, remembered"
+        );
     }
 }

@@ -194,11 +194,20 @@ mod tests {
         register(&mut registry);
         assert!(registry.build("exec:cat").is_ok());
         assert!(registry.build("logging:exec:sh -c 'cat'").is_ok());
-        let err = registry.build("logging:exec:no-such-program").err().unwrap();
-        assert!(err.to_string().contains("no program 'no-such-program'"), "{err}");
+        let err = registry
+            .build("logging:exec:no-such-program")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("no program 'no-such-program'"),
+            "{err}"
+        );
         let err = registry.build("exec:sh -c 'oops").err().unwrap();
         assert_eq!(err.to_string(), "exec: a single quote (') is not closed");
         let err = registry.build("exec").err().unwrap();
-        assert_eq!(err.to_string(), "exec needs arguments: exec:PROGRAM [ARG...]");
+        assert_eq!(
+            err.to_string(),
+            "exec needs arguments: exec:PROGRAM [ARG...]"
+        );
     }
 }

@@ -38,7 +38,8 @@ pub(crate) fn wait_readable(
         };
         // SAFETY: `polled` is a valid array of pollfd of the length given, alive across the
         // call, and every descriptor in it is borrowed for the duration of this function.
-        let ready = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, timeout) };
+        let ready =
+            unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, timeout) };
         if ready >= 0 {
             return Ok(polled.iter().map(|p| p.revents != 0).collect());
         }

@@ -228,8 +228,14 @@ mod tests {
 
     #[test]
     fn statuses_read_as_a_person_would_say_them() {
-        assert_eq!(describe(ExitStatus::from_raw(3 << 8)), "exited with status 3");
-        assert_eq!(describe(ExitStatus::from_raw(libc::SIGSEGV)), "was killed by SIGSEGV");
+        assert_eq!(
+            describe(ExitStatus::from_raw(3 << 8)),
+            "exited with status 3"
+        );
+        assert_eq!(
+            describe(ExitStatus::from_raw(libc::SIGSEGV)),
+            "was killed by SIGSEGV"
+        );
         assert_eq!(signal_name(64), "signal 64");
     }
 }

@@ -56,7 +56,10 @@ mod tests {
 
     #[test]
     fn lines_may_arrive_split_anywhere() {
-        assert_eq!(lines(&[b"one\ntw", b"o\r\n", b"\nthree"]), ["one", "two", "", "three"]);
+        assert_eq!(
+            lines(&[b"one\ntw", b"o\r\n", b"\nthree"]),
+            ["one", "two", "", "three"]
+        );
         assert_eq!(lines(&[b"bad \xff byte\n"]), ["bad \u{fffd} byte"]);
         assert!(lines(&[]).is_empty());
     }
@@ -65,6 +68,9 @@ mod tests {
     fn a_very_long_line_is_logged_in_pieces() {
         let long = vec![b'x'; MAX_LINE * 2 + 10];
         let out = lines(&[&long]);
-        assert_eq!(out.iter().map(String::len).collect::<Vec<_>>(), [MAX_LINE, MAX_LINE, 10]);
+        assert_eq!(
+            out.iter().map(String::len).collect::<Vec<_>>(),
+            [MAX_LINE, MAX_LINE, 10]
+        );
     }
 }

@@ -181,7 +181,8 @@ impl Server {
         if config.listen.is_empty() && passed.is_empty() {
             return Err(ServeError::NoListenAddress);
         }
-        let shutdown = ShutdownHandle::try_new(config.shutdown_timeout).map_err(ServeError::Stop)?;
+        let shutdown =
+            ShutdownHandle::try_new(config.shutdown_timeout).map_err(ServeError::Stop)?;
         let limits = ConnLimits::from_config(&config);
         let mut listeners = Vec::with_capacity(passed.len() + config.listen.len());
         for (index, listener) in passed.into_iter().enumerate() {

@@ -57,7 +57,9 @@ pub fn take_passed_listeners() -> Result<Vec<Passed>, ConfigError> {
         .ok()
         .filter(|&count| (0..=4096).contains(&count))
         .ok_or_else(|| ConfigError(format!("LISTEN_FDS: '{count}' is not a descriptor count")))?;
-    let names: Vec<&str> = names.as_deref().map_or(Vec::new(), |n| n.split(':').collect());
+    let names: Vec<&str> = names
+        .as_deref()
+        .map_or(Vec::new(), |n| n.split(':').collect());
     (0..count)
         .map(|index| {
             let fd = FIRST_FD + index;
@@ -82,14 +84,19 @@ pub fn take_passed_listeners() -> Result<Vec<Passed>, ConfigError> {
 fn adopt(fd: RawFd) -> Result<TcpListener, String> {
     // SAFETY: F_GETFD only reads the descriptor's flags; it fails with EBADF if it is not open.
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(format!("it is not open ({})", std::io::Error::last_os_error()));
+        return Err(format!(
+            "it is not open ({})",
+            std::io::Error::last_os_error()
+        ));
     }
     // SAFETY: the descriptor is open, was passed to this process for it to use, and nothing
     // else in the process owns it: it is taken once, here.
     let socket = Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
     // The manager passes it without close-on-exec, so that it survives exec into us; no
     // program of ours should inherit it.
-    socket.set_cloexec(true).map_err(|err| format!("cannot set close-on-exec: {err}"))?;
+    socket
+        .set_cloexec(true)
+        .map_err(|err| format!("cannot set close-on-exec: {err}"))?;
     let kind = match (socket.domain(), socket.r#type()) {
         (Ok(domain), Ok(kind)) => (domain, kind),
         (Err(err), _) | (_, Err(err)) if err.raw_os_error() == Some(libc::ENOTSOCK) => {
@@ -109,6 +116,8 @@ fn adopt(fd: RawFd) -> Result<TcpListener, String> {
         Err(err) => return Err(err.to_string()),
     }
     // The accept loop blocks; a manager may pass it non-blocking.
-    socket.set_nonblocking(false).map_err(|err| err.to_string())?;
+    socket
+        .set_nonblocking(false)
+        .map_err(|err| err.to_string())?;
     Ok(socket.into())
 }

@@ -124,7 +124,10 @@ fn report(notifier: &Notifier, shutdown: &ShutdownHandle, stats: &StatsView, sto
         } else if stop.recv_timeout(STATUS_EVERY) != Err(RecvTimeoutError::Timeout) {
             return;
         }
-        if matches!(stop.try_recv(), Err(crossbeam_channel::TryRecvError::Disconnected)) {
+        if matches!(
+            stop.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        ) {
             return;
         }
         let line = status_line(&stats.snapshot(), stopping);

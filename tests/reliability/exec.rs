@@ -23,7 +23,11 @@ fn wait_for_program(server: &Server) -> Process {
                 return program;
             }
         }
-        assert!(Instant::now() < deadline, "no program:\n{}", server.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "no program:\n{}",
+            server.stderr()
+        );
         thread::sleep(Duration::from_millis(10));
     }
 }
@@ -48,15 +52,23 @@ fn max_duration_ends_a_program_that_never_exits_and_its_group() {
     let started = Instant::now();
     let program = wait_for_program(&server);
     let mut rest = Vec::new();
-    stream.read_to_end(&mut rest).expect("closed within the timeout");
+    stream
+        .read_to_end(&mut rest)
+        .expect("closed within the timeout");
     let closed_after = started.elapsed();
-    assert!(closed_after >= Duration::from_millis(450), "closed early: {closed_after:?}");
+    assert!(
+        closed_after >= Duration::from_millis(450),
+        "closed early: {closed_after:?}"
+    );
     wait_for_group_gone(program.pgrp);
-    assert!(children_of(server.pid()).is_empty(), "a child is left (a zombie?)");
+    assert!(
+        children_of(server.pid()).is_empty(),
+        "a child is left (a zombie?)"
+    );
     let log = server.wait_for_log("program killed by a signal");
     assert!(log.contains("ending the program: --max-duration"), "{log}");
     assert!(log.contains("signal=\"SIGKILL\""), "{log}");
-    let counters = server.wait_for_counters("closed[max-duration=1]", |c| {
+    server.wait_for_counters("closed[max-duration=1]", |c| {
         c.get("closed.max-duration") == 1
     });
     report(
@@ -86,7 +98,9 @@ fn the_shutdown_deadline_ends_programs_and_the_server_exits_soon_after() {
     let gone_after = wait_for_group_gone(program.pgrp);
     let counters = server.final_counters();
     assert_eq!(counters.get("closed.shutdown"), 1, "{}", counters.line());
-    assert!(server.stderr().contains("ending the program: shutdown timeout"));
+    assert!(server
+        .stderr()
+        .contains("ending the program: shutdown timeout"));
     report(
         "exec: SIGTERM, 500ms drain",
         format_args!(

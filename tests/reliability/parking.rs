@@ -316,6 +316,5 @@ fn descriptor_hard_limit() -> Option<u64> {
         rlim_max: 0,
     };
     // SAFETY: a valid pointer to an `rlimit` for the duration of the call.
-    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0)
-        .then_some(limit.rlim_max)
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit.rlim_max)
 }

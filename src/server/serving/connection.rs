@@ -53,7 +53,10 @@ impl<T: Transport> Connection<T> {
     /// `max-duration` too.
     pub(crate) fn close_reason(&mut self, served: &io::Result<()>, forced: bool) -> CloseReason {
         let timed_out = served.as_ref().is_err_and(is_timeout);
-        let past_end = self.deadlines.end().is_some_and(|end| Instant::now() >= end);
+        let past_end = self
+            .deadlines
+            .end()
+            .is_some_and(|end| Instant::now() >= end);
         if timed_out && past_end && self.books.ended().is_none() && !forced {
             self.end(CloseReason::MaxDuration);
         }
