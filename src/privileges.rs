@@ -193,8 +193,9 @@ fn lookup_uid(uid: libc::uid_t) -> Result<Option<Passwd>, String> {
         .map_err(|err| format!("cannot look up user {uid}: {err}"))
 }
 
-type PasswdCall<'a> = dyn Fn(*mut libc::passwd, *mut libc::c_char, libc::size_t, *mut *mut libc::passwd) -> libc::c_int
-    + 'a;
+/// A `getpwnam_r` or `getpwuid_r` call, given the entry, the buffer, its length and the result.
+type PasswdCall<'a> =
+    dyn Fn(*mut libc::passwd, *mut libc::c_char, usize, *mut *mut libc::passwd) -> i32 + 'a;
 
 /// Runs a `getpw*_r` call with a buffer that grows until the entry fits.
 #[allow(unsafe_code)]
