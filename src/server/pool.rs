@@ -80,7 +80,7 @@ impl Pool {
             finished,
         };
         for n in 1..=workers {
-            let intake = Intake::new(queue.clone(), ready.clone());
+            let intake = Intake::new(queue.clone(), ready.clone(), shared.parking.clone());
             let shared = Arc::clone(shared);
             let finishing = finishing.clone();
             let running = running.clone();

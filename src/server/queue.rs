@@ -3,11 +3,15 @@
 
 use std::net::TcpStream;
 
+use std::sync::Arc;
+
 use crossbeam_channel::{select, Receiver, TryRecvError};
 use echopool_handlers::{CloseReason, ConnInfo};
+use polling::Events;
 use tracing::Span;
 
 use super::accepting::PerIpSlot;
+use super::parked::Parking;
 use super::serving::Served;
 use super::stats::{InGauge, Ticket};
 
@@ -37,19 +41,31 @@ pub(crate) enum Task {
 }
 
 /// One worker's queues: connections handed back by the parking lot (taken first: finish what
-/// was started before taking more), then new ones.
+/// was started before taking more), then sockets ready in the lot, then new connections.
 pub(crate) struct Intake {
     new: Receiver<Accepted>,
-    /// `None` when parking is off.
+    /// `None` when parking is off (or once the lot is closed).
     ready: Option<Receiver<Task>>,
+    parking: Option<Arc<Parking>>,
+    /// Made at the first look into the lot.
+    events: Option<Events>,
     new_open: bool,
 }
 
+/// How many ready sockets a worker takes from the lot at a time.
+const EVENTS_PER_FETCH: usize = 64;
+
 impl Intake {
-    pub(crate) fn new(new: Receiver<Accepted>, ready: Option<Receiver<Task>>) -> Self {
+    pub(crate) fn new(
+        new: Receiver<Accepted>,
+        ready: Option<Receiver<Task>>,
+        parking: Option<Arc<Parking>>,
+    ) -> Self {
         Intake {
             new,
             ready,
+            parking,
+            events: None,
             new_open: true,
         }
     }
@@ -73,6 +89,19 @@ impl Intake {
                 }
                 Err(TryRecvError::Empty) => {}
             }
+            if let Some(parking) = &self.parking {
+                let events = self.events.get_or_insert_with(|| {
+                    Events::with_capacity(EVENTS_PER_FETCH.try_into().expect("not zero"))
+                });
+                if let Some(task) = parking.fetch(events) {
+                    return Some(task);
+                }
+            }
+            if let Ok(conn) = self.new.try_recv() {
+                return Some(Task::New(conn));
+            }
+            let parking = self.parking.clone();
+            let _waiting = parking.as_ref().map(|parking| parking.worker_waits());
             if !self.new_open {
                 return ready.recv().ok();
             }

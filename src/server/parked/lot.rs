@@ -16,18 +16,23 @@ use crate::server::serving::{Served, Spot};
 pub(crate) struct Lot {
     parked: HashMap<u64, (Served, Spot)>,
     deadlines: BTreeSet<(Instant, u64)>,
+    /// When the poller plans to look at the deadlines next (`None`: not until woken).
+    poller_wakes_at: Option<Instant>,
 }
 
 impl Lot {
-    /// Parks `served`; returns whether its deadline is now the earliest (the poller must wake
-    /// to shorten its wait), and the connection, to arm its socket.
+    /// Parks `served`; returns whether its deadline comes before the poller's next look (the
+    /// poller must wake to shorten its wait), and the connection, to arm its socket.
     pub(crate) fn insert(&mut self, served: Served, spot: Spot) -> (bool, &mut Served) {
         let id = served.info.id;
-        let earliest = match spot.deadline {
+        let sooner = match spot.deadline {
             Some(deadline) => {
-                let earliest = self.next_deadline().is_none_or(|next| deadline < next);
                 self.deadlines.insert((deadline, id));
-                earliest
+                let sooner = self.poller_wakes_at.is_none_or(|at| deadline < at);
+                if sooner {
+                    self.poller_wakes_at = Some(deadline);
+                }
+                sooner
             }
             None => false,
         };
@@ -36,7 +41,13 @@ impl Lot {
             .entry(id)
             .insert_entry((served, spot))
             .into_mut();
-        (earliest, served)
+        (sooner, served)
+    }
+
+    /// The poller is about to wait: records and returns when it must look again.
+    pub(crate) fn plan_wake(&mut self) -> Option<Instant> {
+        self.poller_wakes_at = self.next_deadline();
+        self.poller_wakes_at
     }
 
     /// Takes connection `id` out of the lot, if it is still there.

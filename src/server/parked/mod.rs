@@ -4,18 +4,23 @@
 //! resumes it where it stopped; when its deadline passes it goes back to be closed.
 //!
 //! A worker parks a connection itself: it puts it in the lot, then arms a oneshot interest in
-//! its socket (`epoll_ctl`), with no wake-up of the poller unless the new deadline is the
-//! earliest (Apache's event MPM adds sockets to its pollset the same way). A oneshot interest
-//! is cleared when its event is delivered, so no two threads ever hold a connection (Tomcat's
-//! rule). The poller never blocks on its hand-off: the queue back to the workers is
-//! unbounded, and `--max-connections` bounds what it can hold (the gunicorn #3407 hang came
-//! from a poller that stopped polling when its hand-off was full).
+//! its socket (`epoll_ctl`), with no wake-up of the poller unless the new deadline is earlier
+//! than the poller's next wake (Apache's event MPM adds sockets to its pollset the same way).
+//! A oneshot interest is cleared when its event is delivered, so no two threads ever hold a
+//! connection (Tomcat's rule). The poller never blocks on its hand-off: the queue back to the
+//! workers is unbounded, and `--max-connections` bounds what it can hold (the gunicorn #3407
+//! hang came from a poller that stopped polling when its hand-off was full).
+//!
+//! While every worker is busy, the poller thread does not wait for sockets (each event would
+//! wake it, a context switch per message on a crowded server): it keeps only the deadlines,
+//! and a worker that finishes a task takes the ready sockets itself, a batch per system call,
+//! as an event loop does. The poller waits for sockets again as soon as one worker waits.
 
 mod lot;
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -38,6 +43,28 @@ pub(crate) struct Parking {
     /// Set when nothing new can come (the accept loops have returned): the poller stops once
     /// no connection is open.
     closing: AtomicBool,
+    /// Workers waiting (for a task, or on a quiet connection), which therefore cannot take
+    /// ready sockets themselves.
+    waiting_workers: AtomicUsize,
+    /// Where the poller sleeps while every worker is busy.
+    nap: Mutex<Nap>,
+    nap_over: Condvar,
+}
+
+/// The poller's sleep while every worker is busy.
+#[derive(Default)]
+struct Nap {
+    /// Set to end the sleep early: a worker waits, a deadline came forward, the server stops.
+    woken: bool,
+}
+
+/// A worker counted as waiting until this drops.
+pub(crate) struct Waiting<'a>(&'a Parking);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting_workers.fetch_sub(1, SeqCst);
+    }
 }
 
 impl Parking {
@@ -53,6 +80,9 @@ impl Parking {
             ready: Mutex::new(None),
             stats,
             closing: AtomicBool::new(false),
+            waiting_workers: AtomicUsize::new(0),
+            nap: Mutex::default(),
+            nap_over: Condvar::new(),
         })
     }
 
@@ -73,7 +103,7 @@ impl Parking {
         };
         // Armed with the lot locked: the poller, woken by the event, takes the lock next.
         let mut lot = self.lot.lock().unwrap();
-        let (earliest, parked) = lot.insert(served, spot);
+        let (wake_poller, parked) = lot.insert(served, spot);
         if let Err(err) = parked.socket_mut().arm(&self.poller, event) {
             let served = lot.take(id).expect("parked just now");
             drop(lot);
@@ -82,7 +112,7 @@ impl Parking {
             return;
         }
         drop(lot);
-        if earliest {
+        if wake_poller {
             self.wake();
         }
     }
@@ -96,6 +126,37 @@ impl Parking {
     /// Wakes the poller to look at its deadlines and at whether it may stop.
     pub(crate) fn wake(&self) {
         let _ = self.poller.notify();
+        self.end_nap();
+    }
+
+    fn end_nap(&self) {
+        self.nap.lock().unwrap().woken = true;
+        self.nap_over.notify_one();
+    }
+
+    /// Counts the calling worker as waiting until the guard drops: the poller must then watch
+    /// the sockets itself.
+    pub(crate) fn worker_waits(&self) -> Waiting<'_> {
+        if self.waiting_workers.fetch_add(1, SeqCst) == 0 {
+            self.end_nap();
+        }
+        Waiting(self)
+    }
+
+    /// Takes the connections whose sockets are ready, or whose deadline passed, without
+    /// waiting: a busy worker does the poller's job between tasks. Returns one to serve now and
+    /// hands the rest to the workers' queue.
+    pub(crate) fn fetch(&self, events: &mut Events) -> Option<Task> {
+        events.clear();
+        // `Ok(0)` at once while the poller thread is waiting: it has the sockets then.
+        match self.poller.wait(events, Some(Duration::ZERO)) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        let mut tasks = self.take_due(events).into_iter();
+        let first = tasks.next().map(|task| self.count_resumed(task));
+        self.hand_back(tasks);
+        first
     }
 
     /// The poller's loop: hands back each connection whose socket is ready or whose deadline
@@ -103,40 +164,76 @@ impl Parking {
     pub(crate) fn run(&self) {
         let mut events = Events::new();
         loop {
-            let timeout = self.lot.lock().unwrap().next_deadline().map(|deadline| {
-                // Round up: waking a little late is fine, waking early is a wasted pass.
-                deadline.saturating_duration_since(Instant::now()) + Duration::from_micros(500)
-            });
+            let wake_at = self.lot.lock().unwrap().plan_wake();
             events.clear();
-            if let Err(err) = self.poller.wait(&mut events, timeout) {
-                if err.kind() != io::ErrorKind::Interrupted {
-                    error!(error = %err, "the poller failed; retrying in 10 ms");
-                    std::thread::sleep(Duration::from_millis(10));
+            if self.waiting_workers.load(SeqCst) == 0 && !self.closing.load(SeqCst) {
+                self.sleep_until(wake_at);
+            } else {
+                // Rounded up: waking a little late is fine, waking early is a wasted pass.
+                let timeout = wake_at.map(|at| {
+                    at.saturating_duration_since(Instant::now()) + Duration::from_micros(500)
+                });
+                if let Err(err) = self.poller.wait(&mut events, timeout) {
+                    if err.kind() != io::ErrorKind::Interrupted {
+                        error!(error = %err, "the poller failed; retrying in 10 ms");
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    continue;
                 }
-                continue;
             }
             let tasks = self.take_due(&events);
-            let hand_back = self.ready.lock().unwrap();
-            let Some(ready) = hand_back.as_ref() else {
+            if !self.hand_back(tasks.into_iter().map(|task| self.count_resumed(task))) {
                 return;
-            };
-            for mut task in tasks {
-                if let Task::Resume(served) | Task::Expire(served, _) = &mut task {
-                    served.place = self.stats.enter(Gauge::Queued);
-                }
-                if matches!(task, Task::Resume(_)) {
-                    self.stats.resumed();
-                }
-                // Unbounded: never blocks the poller.
-                let _ = ready.send(task);
             }
-            drop(hand_back);
             if self.closing.load(SeqCst) && self.stats.open_now() == 0 {
                 // Dropping the sender ends the workers once they have drained the queues.
                 self.ready.lock().unwrap().take();
                 return;
             }
         }
+    }
+
+    /// Sleeps while every worker is busy, until one waits, the deadline, or a wake.
+    fn sleep_until(&self, wake_at: Option<Instant>) {
+        let mut nap = self.nap.lock().unwrap();
+        while !nap.woken && self.waiting_workers.load(SeqCst) == 0 {
+            nap = match wake_at {
+                None => self.nap_over.wait(nap).unwrap(),
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.nap_over.wait_timeout(nap, left).unwrap().0
+                }
+            };
+        }
+        nap.woken = false;
+    }
+
+    /// Counts a connection going back to the workers (in the `queued` count until one takes
+    /// it).
+    fn count_resumed(&self, mut task: Task) -> Task {
+        if let Task::Resume(served) | Task::Expire(served, _) = &mut task {
+            served.place = self.stats.enter(Gauge::Queued);
+        }
+        if matches!(task, Task::Resume(_)) {
+            self.stats.resumed();
+        }
+        task
+    }
+
+    /// Hands tasks to the workers; false once the queue is closed (the server has stopped).
+    fn hand_back(&self, tasks: impl Iterator<Item = Task>) -> bool {
+        let hand_back = self.ready.lock().unwrap();
+        let Some(ready) = hand_back.as_ref() else {
+            return false;
+        };
+        for task in tasks {
+            // Unbounded: never blocks the poller.
+            let _ = ready.send(task);
+        }
+        true
     }
 
     /// The connections whose event came, then those whose deadline passed.

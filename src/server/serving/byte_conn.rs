@@ -20,6 +20,7 @@ use super::books::{Books, Moved};
 use super::limits::{is_timeout, ConnLimits, Deadlines};
 use super::read_spin::ReadSpin;
 use super::transport::Transport;
+use crate::server::parked::Parking;
 use crate::server::ShutdownHandle;
 
 /// How a worker may wait for one connection.
@@ -31,6 +32,9 @@ pub(crate) struct Policy<'a> {
     /// Whether so many connections are served at once that polling does not pay.
     pub(crate) crowded: &'a dyn Fn() -> bool,
     pub(crate) shutdown: &'a ShutdownHandle,
+    /// The parking lot, told when the worker waits on its connection (then the lot's poller
+    /// must watch the other sockets); `None` when parking is off.
+    pub(crate) parking: Option<&'a Parking>,
 }
 
 impl Policy<'_> {
@@ -87,6 +91,10 @@ pub(crate) struct ByteConn<T> {
     stalled_since: Option<Instant>,
     /// Whether the last read filled the buffer it was given: more is probably waiting.
     last_read_full: bool,
+    /// Whether the last read in this turn on a worker was short, so the socket was drained
+    /// then: with others waiting, the connection is parked without another read (its oneshot
+    /// interest fires at once if more has come meanwhile), as an event loop does.
+    drained: bool,
     /// Set when the connection is to close once its pending output is sent: at the end of
     /// input, or at `--max-bytes`.
     pub(crate) finishing: Option<CloseReason>,
@@ -102,6 +110,7 @@ impl<T: Transport> ByteConn<T> {
             pending: Vec::new(),
             stalled_since: None,
             last_read_full: false,
+            drained: false,
             finishing: None,
         }
     }
@@ -145,6 +154,9 @@ impl<T: Transport> ByteConn<T> {
         }
         let quiet_since = Instant::now();
         if policy.parks_at_once() {
+            if self.drained {
+                return Err(self.park_quiet(quiet_since));
+            }
             // Others wait: take what is there (a new or resumed connection has input) and
             // leave if nothing is.
             return match self.transport.read_now(buf) {
@@ -162,6 +174,7 @@ impl<T: Transport> ByteConn<T> {
             Ok(Some(timeout)) => self.transport.set_read_timeout(Some(timeout))?,
             Ok(None) => {}
         }
+        let _waiting = policy.parking.map(Parking::worker_waits);
         loop {
             let read = self.transport.read(buf);
             self.spin.blocked_read_returned();
@@ -183,6 +196,7 @@ impl<T: Transport> ByteConn<T> {
     fn took(&mut self, read: io::Result<usize>, len: usize) -> Result<usize, Wait> {
         let read = read?;
         self.last_read_full = read > 0 && read == len;
+        self.drained = read > 0 && read < len;
         Ok(self.books.received(read)?)
     }
 
@@ -193,6 +207,11 @@ impl<T: Transport> ByteConn<T> {
             deadline,
             expires_as,
         })
+    }
+
+    /// A new turn on a worker: the connection was resumed because its socket is ready.
+    pub(crate) fn resumed(&mut self) {
+        self.drained = false;
     }
 
     /// Whether output is waiting for the socket.
@@ -244,7 +263,10 @@ impl<T: Transport> ByteConn<T> {
             (Some(park_after), Some(left)) => Some(park_after.min(left)),
             (park_after, left) => park_after.or(left),
         };
-        if self.transport.wait_writable(wait)? {
+        let waiting = policy.parking.map(Parking::worker_waits);
+        let writable = self.transport.wait_writable(wait)?;
+        drop(waiting);
+        if writable {
             return Ok(());
         }
         match policy.park_after {

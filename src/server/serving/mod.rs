@@ -161,6 +161,7 @@ fn serve(mut served: Served, buf: &mut ReadBuffer, shared: &Shared, waiting: &dy
         someone_waiting: waiting,
         crowded: &crowded,
         shutdown: &shared.shutdown,
+        parking: shared.parking.as_deref(),
     };
     let next = panic::catch_unwind(AssertUnwindSafe(|| {
         read_loop::run(served.session.as_mut(), &mut served.conn, buf, &policy)

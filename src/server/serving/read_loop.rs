@@ -25,6 +25,7 @@ pub(crate) fn run<T: Transport>(
     buf: &mut ReadBuffer,
     policy: &Policy<'_>,
 ) -> Next {
+    conn.resumed();
     loop {
         if conn.has_pending() {
             if let Err(wait) = conn.flush_pending(policy) {
@@ -151,6 +152,7 @@ mod tests {
             someone_waiting: &waiting,
             crowded: &not_crowded,
             shutdown: &shutdown,
+            parking: None,
         };
         let next = run(
             &mut session,
@@ -378,6 +380,7 @@ mod tests {
             someone_waiting: &|| true,
             crowded: &|| false,
             shutdown: &shutdown,
+            parking: None,
         };
         let mut buf = ReadBuffer::new(64);
         let Next::Park(spot) = run(&mut session, &mut conn, &mut buf, &policy) else {
@@ -408,6 +411,7 @@ mod tests {
             someone_waiting: &|| false,
             crowded: &|| false,
             shutdown: &shutdown,
+            parking: None,
         };
         let next = run(
             session.as_mut(),
