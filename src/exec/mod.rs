@@ -9,10 +9,10 @@
 //!   `TCPREMOTEPORT`, `TCPLOCALIP`, `TCPLOCALPORT` (`TCPREMOTEHOST`, `TCPLOCALHOST` and
 //!   `TCPREMOTEINFO` are removed: finding them would take a DNS or ident lookup on the worker);
 //! - its standard error is logged line by line inside the connection's span;
-//! - it runs in a process group of its own, which the server ends (SIGTERM, then SIGKILL after
-//!   [`KILL_GRACE`](session::KILL_GRACE)) when the connection reaches `--max-duration` or the
-//!   graceful stop reaches `--shutdown-timeout`, and kills (SIGKILL) when the program exits, so
-//!   that its background jobs neither hold the connection open nor outlive it;
+//! - it runs in a process group of its own, which the server ends (SIGTERM, then SIGKILL one
+//!   second later) when the connection reaches `--max-duration` or the graceful stop reaches
+//!   `--shutdown-timeout`, and kills (SIGKILL) when the program exits, so that its background
+//!   jobs neither hold the connection open nor outlive it;
 //! - the worker waits for it (a pidfd, polled with the deadline and the server's forced stop),
 //!   reaps it, and logs its exit status; it counts as `closed[eof]` when it exited 0, as
 //!   `closed[error]` when it failed, as `closed[max-duration]` or `closed[shutdown]` when the
