@@ -84,11 +84,13 @@ class Server:
     """One server on a free loopback port, pinned to CPU 0."""
 
     def __init__(self, opts, name, log, workdir):
+        # Only the flags below configure echopool, whatever the caller's environment holds.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ECHOPOOL_")}
         if name == "echopool":
             command = [opts.echopool, "serve", "-q", "-w", str(CONCURRENCY),
                        "-l", "127.0.0.1:0", "-H", "exec:cat"]
             self.proc = subprocess.Popen(SERVER + command, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.PIPE, stderr=log, text=True)
+                                         stdout=subprocess.PIPE, stderr=log, text=True, env=env)
             line = self.proc.stdout.readline()
             if not line.startswith("listening on "):
                 self.stop()
@@ -108,7 +110,7 @@ class Server:
             command = ["xinetd", "-dontfork", "-f", conf,
                        "-pidfile", os.path.join(workdir, f"xinetd-{port}.pid")]
         self.proc = subprocess.Popen(SERVER + command, stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=log)
+                                     stdout=log, stderr=log, env=env)
         self.addr = f"127.0.0.1:{port}"
         wait_connectable(port, self.proc)
 

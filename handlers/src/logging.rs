@@ -157,67 +157,11 @@ impl fmt::Display for Preview<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CloseReason, Uppercase};
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
-    /// Collects formatted log lines so a test can read them.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn preview_escapes_and_cuts() {
         assert_eq!(Preview(b"hi\n\x00").to_string(), "hi\\n\\x00");
         let long = [b'a'; 40];
         assert_eq!(Preview(&long).to_string(), format!("{}...", "a".repeat(32)));
-    }
-
-    #[test]
-    fn logs_open_chunks_and_close_and_passes_output_through() {
-        let captured = Captured::default();
-        let sink = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        let mut out = Vec::new();
-        tracing::subscriber::with_default(subscriber, || {
-            // Another test thread may have cached "nobody listens" for these call sites.
-            tracing::callsite::rebuild_interest_cache();
-            let mut session = Logging::new(Uppercase)
-                .open(&ConnInfo::example())
-                .into_session()
-                .expect("a byte session");
-            session.data(b"hello\n", &mut out).unwrap();
-            session.eof(&mut out).unwrap();
-            session.closed(&CloseSummary {
-                bytes_in: 6,
-                bytes_out: 6,
-                duration: Duration::from_millis(3),
-                reason: CloseReason::Eof,
-            });
-        });
-        assert_eq!(out, b"HELLO\n");
-        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        assert!(
-            logs.contains("connection opened peer=127.0.0.1:40000"),
-            "{logs}"
-        );
-        assert!(logs.contains("bytes=6 wrote=6 preview=hello\\n"), "{logs}");
-        assert!(
-            logs.contains("bytes_in=6 bytes_out=6 elapsed_ms=3 reason=eof"),
-            "{logs}"
-        );
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{select, Receiver, TryRecvError};
 use echopool_handlers::{CloseReason, ConnInfo};
-use polling::Events;
+use mio::Events;
 use tracing::Span;
 
 use super::accepting::PerIpSlot;
@@ -90,9 +90,9 @@ impl Intake {
                 Err(TryRecvError::Empty) => {}
             }
             if let Some(parking) = &self.parking {
-                let events = self.events.get_or_insert_with(|| {
-                    Events::with_capacity(EVENTS_PER_FETCH.try_into().expect("not zero"))
-                });
+                let events = self
+                    .events
+                    .get_or_insert_with(|| Events::with_capacity(EVENTS_PER_FETCH));
                 if let Some(task) = parking.fetch(events) {
                     return Some(task);
                 }

@@ -3,13 +3,15 @@
 //! connection goes back to the workers, ahead of new connections, and whichever is free
 //! resumes it where it stopped; when its deadline passes it goes back to be closed.
 //!
-//! A worker parks a connection itself: it puts it in the lot, then arms a oneshot interest in
-//! its socket (`epoll_ctl`), with no wake-up of the poller unless the new deadline is earlier
-//! than the poller's next wake (Apache's event MPM adds sockets to its pollset the same way).
-//! A oneshot interest is cleared when its event is delivered, so no two threads ever hold a
-//! connection (Tomcat's rule). The poller never blocks on its hand-off: the queue back to the
-//! workers is unbounded, and `--max-connections` bounds what it can hold (the gunicorn #3407
-//! hang came from a poller that stopped polling when its hand-off was full).
+//! A worker parks a connection itself: it puts it in the lot (its socket is watched from its
+//! first park on, edge-triggered, so a later park costs no system call), with no wake-up of
+//! the poller unless the new deadline is earlier than the poller's next wake (Apache's event
+//! MPM adds sockets to its pollset from the worker the same way). Whoever takes an event takes
+//! the connection out of the lot under its lock, so no two threads ever hold a connection
+//! (Tomcat's rule; see `lot.rs` for an event that comes while the connection is with a
+//! worker). The poller never blocks on its hand-off: the queue back to the workers is
+//! unbounded, and `--max-connections` bounds what it can hold (the gunicorn #3407 hang came
+//! from a poller that stopped polling when its hand-off was full).
 //!
 //! While every worker is busy, the poller thread does not wait for sockets (each event would
 //! wake it, a context switch per message on a crowded server): it keeps only the deadlines,
@@ -25,17 +27,25 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use echopool_handlers::CloseReason;
-use polling::{Event, Events, Poller};
+use mio::{Events, Poll, Registry, Token, Waker};
 use tracing::{error, warn};
 
 use super::queue::Task;
-use super::serving::{self, Closed, Interest, Served, Spot};
+use super::serving::{self, Closed, Served, Spot};
 use super::stats::{Gauge, Stats};
-use lot::Lot;
+use super::Shared;
+use lot::{Lot, Ready};
+
+/// The key of the poller's own wake-up; connection ids start at 1.
+const WAKE: Token = Token(0);
 
 /// The parking lot and its poller.
 pub(crate) struct Parking {
-    poller: Arc<Poller>,
+    /// Waited on by the poller thread, or (while it is not waiting) by a busy worker.
+    poll: Mutex<Poll>,
+    /// Where sockets are added to the poller, from any thread.
+    registry: Arc<Registry>,
+    waker: Waker,
     lot: Mutex<Lot>,
     /// Back to the workers; taken (and so closed) when the poller stops.
     ready: Mutex<Option<Sender<Task>>>,
@@ -74,8 +84,13 @@ impl Parking {
     ///
     /// When the system cannot make a poller (`epoll_create`).
     pub(crate) fn new(stats: Stats) -> io::Result<Parking> {
+        let poll = Poll::new()?;
+        let registry = Arc::new(poll.registry().try_clone()?);
+        let waker = Waker::new(&registry, WAKE)?;
         Ok(Parking {
-            poller: Arc::new(Poller::new()?),
+            poll: Mutex::new(poll),
+            registry,
+            waker,
             lot: Mutex::default(),
             ready: Mutex::new(None),
             stats,
@@ -91,30 +106,41 @@ impl Parking {
         *self.ready.lock().unwrap() = Some(ready);
     }
 
-    /// Parks `served` in `spot`. If its socket cannot be watched, it is closed as an error.
-    pub(crate) fn park(&self, mut served: Served, spot: Spot) {
-        served.place = self.stats.enter(Gauge::Parked);
-        self.stats.parked();
+    /// Parks `served` in `spot`, or gives it back when its socket became ready while it was
+    /// with its worker (serve it on). If its socket cannot be watched, it is closed as an error.
+    pub(crate) fn park(&self, mut served: Served, spot: Spot, shared: &Shared) -> Option<Served> {
         let id = served.info.id;
         let key = usize::try_from(id).expect("connection ids fit a usize");
-        let event = match spot.interest {
-            Interest::Read => Event::readable(key),
-            Interest::Write => Event::writable(key),
-        };
-        // Armed with the lot locked: the poller, woken by the event, takes the lock next.
         let mut lot = self.lot.lock().unwrap();
+        if lot.ready_already(&mut served, &spot) {
+            return Some(served);
+        }
+        served.place = self.stats.enter(Gauge::Parked);
+        self.stats.parked();
+        // Watched with the lot locked: the poller, woken by the first event, waits for the lock.
         let (wake_poller, parked) = lot.insert(served, spot);
-        if let Err(err) = parked.socket_mut().arm(&self.poller, event) {
-            let served = lot.take(id).expect("parked just now");
+        if let Err(err) = parked.socket_mut().watch(&self.registry, key) {
+            let everything = Ready {
+                read: true,
+                write: true,
+                closed: false,
+            };
+            let served = lot.take(id, everything).expect("parked just now");
             drop(lot);
             warn!(error = %err, "cannot watch a parked connection; closing it");
-            serving::close(served, CloseReason::Error, Closed::InTheLot);
-            return;
+            serving::close(served, CloseReason::Error, Closed::InTheLot, shared);
+            return None;
         }
         drop(lot);
         if wake_poller {
             self.wake();
         }
+        None
+    }
+
+    /// A watched connection is closed: the lot forgets it.
+    pub(crate) fn forget(&self, id: u64) {
+        self.lot.lock().unwrap().forget(id);
     }
 
     /// Tells the poller to stop once no connection is open (the accept loops have returned).
@@ -125,7 +151,7 @@ impl Parking {
 
     /// Wakes the poller to look at its deadlines and at whether it may stop.
     pub(crate) fn wake(&self) {
-        let _ = self.poller.notify();
+        let _ = self.waker.wake();
         self.end_nap();
     }
 
@@ -147,11 +173,12 @@ impl Parking {
     /// waiting: a busy worker does the poller's job between tasks. Returns one to serve now and
     /// hands the rest to the workers' queue.
     pub(crate) fn fetch(&self, events: &mut Events) -> Option<Task> {
-        events.clear();
-        // `Ok(0)` at once while the poller thread is waiting: it has the sockets then.
-        match self.poller.wait(events, Some(Duration::ZERO)) {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {}
+        // While the poller thread waits, it has the sockets.
+        let mut poll = self.poll.try_lock().ok()?;
+        poll.poll(events, Some(Duration::ZERO)).ok()?;
+        drop(poll);
+        if events.is_empty() {
+            return None;
         }
         let mut tasks = self.take_due(events).into_iter();
         let first = tasks.next().map(|task| self.count_resumed(task));
@@ -162,7 +189,7 @@ impl Parking {
     /// The poller's loop: hands back each connection whose socket is ready or whose deadline
     /// passed, until nothing is open after [`close`](Self::close).
     pub(crate) fn run(&self) {
-        let mut events = Events::new();
+        let mut events = Events::with_capacity(1024);
         loop {
             let wake_at = self.lot.lock().unwrap().plan_wake();
             events.clear();
@@ -173,7 +200,8 @@ impl Parking {
                 let timeout = wake_at.map(|at| {
                     at.saturating_duration_since(Instant::now()) + Duration::from_micros(500)
                 });
-                if let Err(err) = self.poller.wait(&mut events, timeout) {
+                let polled = self.poll.lock().unwrap().poll(&mut events, timeout);
+                if let Err(err) = polled {
                     if err.kind() != io::ErrorKind::Interrupted {
                         error!(error = %err, "the poller failed; retrying in 10 ms");
                         std::thread::sleep(Duration::from_millis(10));
@@ -240,9 +268,18 @@ impl Parking {
     fn take_due(&self, events: &Events) -> Vec<Task> {
         let now = Instant::now();
         let mut lot = self.lot.lock().unwrap();
-        let mut tasks = Vec::with_capacity(events.len());
+        let mut tasks = Vec::new();
         for event in events.iter() {
-            if let Some(served) = lot.take(event.key as u64) {
+            if event.token() == WAKE {
+                continue;
+            }
+            let failed = event.is_error();
+            let ready = Ready {
+                read: event.is_readable() || event.is_read_closed() || failed,
+                write: event.is_writable() || event.is_write_closed() || failed,
+                closed: event.is_read_closed() || failed,
+            };
+            if let Some(served) = lot.take(event.token().0 as u64, ready) {
                 tasks.push(Task::Resume(served));
             }
         }

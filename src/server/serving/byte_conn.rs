@@ -92,9 +92,12 @@ pub(crate) struct ByteConn<T> {
     /// Whether the last read filled the buffer it was given: more is probably waiting.
     last_read_full: bool,
     /// Whether the last read in this turn on a worker was short, so the socket was drained
-    /// then: with others waiting, the connection is parked without another read (its oneshot
-    /// interest fires at once if more has come meanwhile), as an event loop does.
+    /// then: with others waiting, the connection is parked without another read (the poller
+    /// reports whatever comes after that read), as an event loop does.
     drained: bool,
+    /// Whether the poller said the client has finished sending: then a short read is no sign
+    /// of a drained socket (the end of input waits behind the data), and reads go on to it.
+    peer_closed: bool,
     /// Set when the connection is to close once its pending output is sent: at the end of
     /// input, or at `--max-bytes`.
     pub(crate) finishing: Option<CloseReason>,
@@ -111,6 +114,7 @@ impl<T: Transport> ByteConn<T> {
             stalled_since: None,
             last_read_full: false,
             drained: false,
+            peer_closed: false,
             finishing: None,
         }
     }
@@ -154,7 +158,7 @@ impl<T: Transport> ByteConn<T> {
         }
         let quiet_since = Instant::now();
         if policy.parks_at_once() {
-            if self.drained {
+            if self.drained && !self.peer_closed {
                 return Err(self.park_quiet(quiet_since));
             }
             // Others wait: take what is there (a new or resumed connection has input) and
@@ -212,6 +216,11 @@ impl<T: Transport> ByteConn<T> {
     /// A new turn on a worker: the connection was resumed because its socket is ready.
     pub(crate) fn resumed(&mut self) {
         self.drained = false;
+    }
+
+    /// The poller reported the socket ready, and whether the client has finished sending.
+    pub(crate) fn woken(&mut self, peer_closed: bool) {
+        self.peer_closed |= peer_closed;
     }
 
     /// Whether output is waiting for the socket.

@@ -49,9 +49,15 @@ pub(crate) struct Served {
 }
 
 impl Served {
-    /// The socket, for the parking lot to arm.
+    /// The socket, for the parking lot to watch.
     pub(crate) fn socket_mut(&mut self) -> &mut Socket {
         self.conn.transport_mut()
+    }
+
+    /// Its socket is ready again; `peer_closed` when the client has finished sending (so its
+    /// next reads must go on to the end of input, however short the one before).
+    pub(crate) fn woken(&mut self, peer_closed: bool) {
+        self.conn.woken(peer_closed);
     }
 }
 
@@ -73,7 +79,7 @@ pub(crate) fn run(
             let span = served.span.clone();
             let _entered = span.enter();
             log_limit(reason, shared.limits.idle_timeout, shared.limits.max_bytes);
-            return close(served, reason, Closed::InTheLot);
+            return close(served, reason, Closed::InTheLot, shared);
         }
     };
     serve(served, buf, shared, someone_waiting);
@@ -163,15 +169,26 @@ fn serve(mut served: Served, buf: &mut ReadBuffer, shared: &Shared, waiting: &dy
         shutdown: &shared.shutdown,
         parking: shared.parking.as_deref(),
     };
-    let next = panic::catch_unwind(AssertUnwindSafe(|| {
-        read_loop::run(served.session.as_mut(), &mut served.conn, buf, &policy)
-    }));
+    let next = loop {
+        let next = panic::catch_unwind(AssertUnwindSafe(|| {
+            read_loop::run(served.session.as_mut(), &mut served.conn, buf, &policy)
+        }));
+        let Ok(Next::Park(spot)) = next else {
+            break next;
+        };
+        let parking = shared
+            .parking
+            .as_ref()
+            .expect("parked only when parking is on");
+        match parking.park(served, spot, shared) {
+            // Its socket became ready meanwhile: serve it on.
+            Some(again) => served = again,
+            None => return,
+        }
+    };
     match next {
-        Ok(Next::Close(reason)) => close(served, reason, Closed::ByAWorker),
-        Ok(Next::Park(spot)) => match &shared.parking {
-            Some(parking) => parking.park(served, spot),
-            None => unreachable!("a connection is parked only when parking is on"),
-        },
+        Ok(Next::Close(reason)) => close(served, reason, Closed::ByAWorker, shared),
+        Ok(Next::Park(_)) => unreachable!("parked above"),
         Err(payload) => {
             log_panic(&payload);
             let Served {
@@ -202,14 +219,20 @@ pub(crate) enum Closed {
 
 /// Closes a byte session's connection: the socket first (the peer sees the end now), then
 /// the session is told how it ended, then it is counted.
-pub(crate) fn close(served: Served, reason: CloseReason, closed: Closed) {
+pub(crate) fn close(served: Served, reason: CloseReason, closed: Closed, shared: &Shared) {
     let Served {
-        conn,
+        mut conn,
         mut session,
         ticket,
         started,
+        info,
         ..
     } = served;
+    if conn.transport_mut().is_watched() {
+        if let Some(parking) = &shared.parking {
+            parking.forget(info.id);
+        }
+    }
     let moved = conn.moved();
     drop(conn);
     let summary = summary(reason, moved, started);

@@ -1,12 +1,13 @@
-//! A served connection's socket: in the live set while it is open, registered with the
-//! parking lot's poller from its first park on, and taken out of the poller before it closes.
+//! A served connection's socket: in the live set while it is open, watched by the parking
+//! lot's poller from its first park on, and taken out of the poller before it closes.
 
 use std::io;
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use polling::{Event, Poller};
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use std::os::fd::AsRawFd;
 
 use super::transport::Transport;
 use crate::server::stopping::LiveStream;
@@ -15,42 +16,48 @@ use crate::server::stopping::LiveStream;
 #[derive(Debug)]
 pub(crate) struct Socket {
     stream: LiveStream,
-    /// The poller it is registered with, once it has been parked.
-    poller: Option<Arc<Poller>>,
+    /// The poller watching it, once it has been parked.
+    watched_by: Option<Arc<Registry>>,
 }
 
 impl Socket {
     pub(crate) fn new(stream: LiveStream) -> Self {
         Socket {
             stream,
-            poller: None,
+            watched_by: None,
         }
     }
 
-    /// Asks `poller` for one `event` on this socket (oneshot: the interest is cleared when it
-    /// is delivered, so no two threads ever hold the connection).
-    pub(crate) fn arm(&mut self, poller: &Arc<Poller>, event: Event) -> io::Result<()> {
-        if self.poller.is_some() {
-            return poller.modify(&*self.stream, event);
+    /// Has the poller behind `registry` watch this socket under `key`, edge-triggered, for
+    /// input, room to write, and the peer's close; once for its whole life (a socket watched
+    /// already stays watched).
+    pub(crate) fn watch(&mut self, registry: &Arc<Registry>, key: usize) -> io::Result<()> {
+        if self.watched_by.is_some() {
+            return Ok(());
         }
-        self.poller = Some(Arc::clone(poller));
-        register(poller, &self.stream, event)
+        let fd = self.stream.as_raw_fd();
+        registry.register(
+            &mut SourceFd(&fd),
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        self.watched_by = Some(Arc::clone(registry));
+        Ok(())
     }
-}
 
-/// Adds `stream` to `poller`.
-#[allow(unsafe_code)]
-fn register(poller: &Poller, stream: &TcpStream, event: Event) -> io::Result<()> {
-    // SAFETY: the socket is deleted from the poller before it is closed: `Socket::drop` runs
-    // before its `LiveStream` field drops, and the live set closes sockets only by
-    // `shutdown(2)`, never by closing the descriptor.
-    unsafe { poller.add(stream, event) }
+    /// Whether a poller watches this socket.
+    pub(crate) fn is_watched(&self) -> bool {
+        self.watched_by.is_some()
+    }
 }
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        if let Some(poller) = &self.poller {
-            let _ = poller.delete(&*self.stream);
+        // Out of the poller before the descriptor closes (after this, as the `LiveStream`
+        // field drops): a closed descriptor's number may be reused at once.
+        if let Some(registry) = &self.watched_by {
+            let fd = self.stream.as_raw_fd();
+            let _ = registry.deregister(&mut SourceFd(&fd));
         }
     }
 }
