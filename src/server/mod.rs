@@ -80,12 +80,24 @@ pub enum ServeError {
         #[source]
         source: io::Error,
     },
+    /// A listening socket given to [`Server::bind_with`] could not be used.
+    #[error("cannot serve passed listening socket #{index}")]
+    Passed {
+        /// Its position among the passed sockets, from 0.
+        index: usize,
+        /// Why, as the OS said it.
+        #[source]
+        source: io::Error,
+    },
     /// No address to listen on was given.
     #[error("no address to listen on")]
     NoListenAddress,
     /// The parking lot's poller could not be made (`epoll_create`).
     #[error("cannot make the poller for parked connections (--park)")]
     Poller(#[source] io::Error),
+    /// The pipe that tells stream sessions the stop is forced could not be made.
+    #[error("cannot make the pipe that ends stream sessions at the shutdown timeout")]
+    Stop(#[source] io::Error),
     /// The worker threads could not all be started.
     #[error("cannot start worker {} of {wanted} (--workers); {started} started", started + 1)]
     Workers {
@@ -149,12 +161,39 @@ impl Server {
     /// [`ServeError::Workers`] when the system cannot start that many threads, or
     /// [`ServeError::Poller`].
     pub fn bind(config: Config, handler: Arc<dyn Handler>) -> Result<Server, ServeError> {
-        if config.listen.is_empty() {
+        Self::bind_with(config, Vec::new(), handler)
+    }
+
+    /// Like [`bind`](Server::bind), and serves `passed` too, ahead of `config.listen`: sockets
+    /// that are bound and listening already, such as those a service manager passes (socket
+    /// activation). They get the options of the sockets bound here (those that connections
+    /// inherit, and `defer_accept`) and are used in blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// As for [`bind`](Server::bind); [`ServeError::Passed`] when a passed socket refuses an
+    /// option.
+    pub fn bind_with(
+        config: Config,
+        passed: Vec<TcpListener>,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Server, ServeError> {
+        if config.listen.is_empty() && passed.is_empty() {
             return Err(ServeError::NoListenAddress);
         }
-        let shutdown = ShutdownHandle::new(config.shutdown_timeout);
+        let shutdown =
+            ShutdownHandle::try_new(config.shutdown_timeout).map_err(ServeError::Stop)?;
         let limits = ConnLimits::from_config(&config);
-        let mut listeners = Vec::with_capacity(config.listen.len());
+        let mut listeners = Vec::with_capacity(passed.len() + config.listen.len());
+        for (index, listener) in passed.into_iter().enumerate() {
+            let listener = listener::adopt(listener, &config, &limits)
+                .and_then(|listener| {
+                    shutdown.watch(listener.try_clone()?);
+                    Ok(listener)
+                })
+                .map_err(|source| ServeError::Passed { index, source })?;
+            listeners.push(listener);
+        }
         for &addr in &config.listen {
             let listener = listener::bind(addr, &config, &limits)
                 .and_then(|listener| {
@@ -219,7 +258,8 @@ impl Server {
         })
     }
 
-    /// The bound addresses, in the order of `config.listen`, with the real ports.
+    /// The bound addresses, passed sockets first, then in the order of `config.listen`, with
+    /// the real ports.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()

@@ -16,6 +16,7 @@ mod common;
 
 mod descriptors;
 mod everything;
+mod exec;
 mod flood;
 mod limits;
 mod memory;

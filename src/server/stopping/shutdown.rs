@@ -1,6 +1,8 @@
 //! The shutdown handle: how a signal, a test or an embedding program stops a server.
 
+use std::io::{self, PipeReader, PipeWriter};
 use std::net::{Shutdown, TcpListener};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -31,14 +33,23 @@ struct State {
     listeners: Mutex<Vec<TcpListener>>,
     /// Set when the drain deadline has passed and what is left is being closed.
     forced: AtomicBool,
+    /// A pipe whose write end is closed when the stop is forced, so its read end turns
+    /// readable for every stream session that polls it (one waiting on a child process).
+    forced_signal: PipeReader,
+    forced_writer: Mutex<Option<PipeWriter>>,
 }
 
 impl ShutdownHandle {
     /// A handle for a server whose connections may finish for `drain_timeout` once the
     /// shutdown began.
-    pub(crate) fn new(drain_timeout: Duration) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// When the pipe behind [`forced_signal`](Self::forced_signal) cannot be made.
+    pub(crate) fn try_new(drain_timeout: Duration) -> io::Result<Self> {
         let (wake, stopped) = crossbeam_channel::bounded(0);
-        ShutdownHandle {
+        let (forced_signal, forced_writer) = io::pipe()?;
+        Ok(ShutdownHandle {
             state: Arc::new(State {
                 drain_timeout,
                 began: OnceLock::new(),
@@ -46,8 +57,20 @@ impl ShutdownHandle {
                 stopped,
                 listeners: Mutex::new(Vec::new()),
                 forced: AtomicBool::new(false),
+                forced_signal,
+                forced_writer: Mutex::new(Some(forced_writer)),
             }),
-        }
+        })
+    }
+
+    /// [`try_new`](Self::try_new), for tests.
+    ///
+    /// # Panics
+    ///
+    /// When the pipe cannot be made.
+    #[cfg(test)]
+    pub(crate) fn new(drain_timeout: Duration) -> Self {
+        Self::try_new(drain_timeout).expect("make the forced-stop pipe")
     }
 
     /// Begins the graceful shutdown. Calls after the first do nothing.
@@ -64,6 +87,12 @@ impl ShutdownHandle {
     /// Whether the shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.state.began.get().is_some()
+    }
+
+    /// Waits up to `timeout` for the shutdown to begin (no polling); returns whether it has.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let _ = self.state.stopped.recv_timeout(timeout);
+        self.is_shutting_down()
     }
 
     /// Registers a listener to stop; one registered after the shutdown began is stopped now.
@@ -100,6 +129,12 @@ impl ShutdownHandle {
     /// Marks that the drain deadline passed: connections still queued are closed unserved.
     pub(crate) fn force(&self) {
         self.state.forced.store(true, Ordering::SeqCst);
+        drop(self.state.forced_writer.lock().unwrap().take());
+    }
+
+    /// A descriptor that turns readable (end of file) once [`force`](Self::force) was called.
+    pub(crate) fn forced_signal(&self) -> BorrowedFd<'_> {
+        self.state.forced_signal.as_fd()
     }
 
     /// Whether [`force`](Self::force) was called.
@@ -128,6 +163,7 @@ impl std::fmt::Debug for ShutdownHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn shutdown_wakes_sleepers_and_is_idempotent() {
@@ -148,6 +184,40 @@ mod tests {
         assert!(sleeper.join().unwrap() < Duration::from_secs(10));
         let began = handle.deadline().unwrap() - Duration::from_secs(1);
         assert!(began <= Instant::now());
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_forced_signal_turns_readable_when_the_stop_is_forced() {
+        let handle = ShutdownHandle::new(Duration::ZERO);
+        let readable = |handle: &ShutdownHandle| {
+            let mut fds = [libc::pollfd {
+                fd: handle.forced_signal().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            // SAFETY: one valid pollfd, for the length given.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+            ready == 1
+        };
+        handle.shutdown();
+        assert!(!readable(&handle), "readable before the stop was forced");
+        handle.force();
+        assert!(readable(&handle), "not readable after the stop was forced");
+        handle.force();
+        assert!(handle.is_forced());
+    }
+
+    #[test]
+    fn wait_returns_when_the_shutdown_begins() {
+        let handle = ShutdownHandle::new(Duration::ZERO);
+        assert!(!handle.wait(Duration::from_millis(1)));
+        let waiter = {
+            let handle = handle.clone();
+            std::thread::spawn(move || handle.wait(Duration::from_secs(30)))
+        };
+        handle.shutdown();
+        assert!(waiter.join().unwrap());
     }
 
     #[test]
