@@ -22,7 +22,7 @@ use crate::logs;
 /// A bind failure (naming the address and the OS reason), a pool the system cannot start
 /// (naming `--workers`), or a broken log filter.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    logs::init(args.log_format, args.verbose, args.quiet)?;
+    logs::init(args.log_format, args.verbose, args.quiet, args.access_log)?;
     logs::log_panics();
     let (config, handler) = config_from(args);
     check_descriptors(&config);
@@ -31,7 +31,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Handlers first: whoever reads the `listening on` line may signal at once.
     let signals = SignalThread::start(server.shutdown_handle(), server.stats())
         .context("cannot install the signal handlers")?;
-    announce(&server.local_addrs());
+    announce(&server.local_addrs(), server.metrics_addr());
     tracing::info!(workers, handler = %handler.spec, "serving");
     server.run();
     signals.stop();
@@ -61,13 +61,18 @@ fn check_descriptors(config: &Config) {
     }
 }
 
-/// Prints one `listening on IP:PORT` line per listener and flushes at once. A reader that has
-/// gone away (a closed pipe) does not stop the server: it is serving already.
-fn announce(addrs: &[std::net::SocketAddr]) {
+/// Prints one `listening on IP:PORT` line per listener, then `metrics on IP:PORT` when there
+/// is a metrics endpoint, and flushes at once. A reader that has gone away (a closed pipe)
+/// does not stop the server: it is serving already.
+fn announce(addrs: &[std::net::SocketAddr], metrics: Option<std::net::SocketAddr>) {
     let mut stdout = std::io::stdout().lock();
     let written = addrs
         .iter()
         .try_for_each(|addr| writeln!(stdout, "listening on {addr}"))
+        .and_then(|()| match metrics {
+            Some(addr) => writeln!(stdout, "metrics on {addr}"),
+            None => Ok(()),
+        })
         .and_then(|()| stdout.flush());
     if let Err(err) = written {
         tracing::warn!(error = %err, "cannot print the listening addresses to stdout");
@@ -99,6 +104,12 @@ pub fn config_from(args: ServeArgs) -> (Config, HandlerArg) {
         buffer_size: args.buffer_size.get(),
         stack_size: args.stack_size.get(),
         read_spin: args.read_spin,
+        metrics: args.metrics,
+        access_log: args.access_log,
+        handler_name: handler.spec.clone(),
+        proxy_protocol: args.proxy_protocol,
+        proxy_from: args.proxy_from,
+        reuse_port: args.reuse_port,
         ..Config::default()
     };
     (config, handler)

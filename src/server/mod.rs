@@ -33,6 +33,8 @@
 mod accepting;
 mod capacity;
 mod config;
+mod histogram;
+mod metrics;
 mod parked;
 mod pool;
 mod queue;
@@ -56,8 +58,9 @@ pub use config::{Config, Overflow};
 pub use stats::{RejectReason, StatsSnapshot};
 pub use stopping::ShutdownHandle;
 
-use accepting::{listener, AcceptContext, PerIpLimit};
+use accepting::{listener, AcceptContext, PerIpLimit, ProxyProtocol, Rejections};
 use capacity::Room;
+use metrics::{Exposition, MetricsEndpoint};
 use parked::Parking;
 use pool::{Pool, PoolError};
 use queue::Accepted;
@@ -86,6 +89,9 @@ pub enum ServeError {
     /// The parking lot's poller could not be made (`epoll_create`).
     #[error("cannot make the poller for parked connections (--park)")]
     Poller(#[source] io::Error),
+    /// The pipe that wakes the accept loops at a shutdown could not be made.
+    #[error("cannot make the shutdown's wake-up pipe")]
+    Shutdown(#[source] io::Error),
     /// The worker threads could not all be started.
     #[error("cannot start worker {} of {wanted} (--workers); {started} started", started + 1)]
     Workers {
@@ -123,6 +129,13 @@ pub(crate) struct Shared {
     pub(crate) room: Room,
     pub(crate) access: AccessPolicy,
     pub(crate) per_ip: Option<Arc<PerIpLimit>>,
+    /// `--proxy-protocol`: who may send a PROXY header; `None` when none is expected.
+    pub(crate) proxy: Option<ProxyProtocol>,
+    /// The log throttles of refused connections.
+    pub(crate) rejections: Rejections,
+    /// `--access-log`, and the handler's name it shows.
+    pub(crate) access_log: bool,
+    pub(crate) handler_name: String,
     pub(crate) live: LiveConnections,
     pub(crate) stats: Stats,
     pub(crate) shutdown: ShutdownHandle,
@@ -137,6 +150,9 @@ pub struct Server {
     pool: Pool,
     /// The parking lot's poller thread, when parking is on.
     poller: Option<JoinHandle<()>>,
+    /// `--metrics`: bound here, served from `run`.
+    metrics: Option<MetricsEndpoint>,
+    workers: usize,
     shared: Arc<Shared>,
 }
 
@@ -145,14 +161,14 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// [`ServeError::Bind`] naming the first address that could not be bound,
-    /// [`ServeError::Workers`] when the system cannot start that many threads, or
-    /// [`ServeError::Poller`].
+    /// [`ServeError::Bind`] naming the first address that could not be bound (a listener or
+    /// the metrics endpoint), [`ServeError::Workers`] when the system cannot start that many
+    /// threads, [`ServeError::Poller`] or [`ServeError::Shutdown`].
     pub fn bind(config: Config, handler: Arc<dyn Handler>) -> Result<Server, ServeError> {
         if config.listen.is_empty() {
             return Err(ServeError::NoListenAddress);
         }
-        let shutdown = ShutdownHandle::new(config.shutdown_timeout);
+        let shutdown = ShutdownHandle::build(config.shutdown_timeout).map_err(ServeError::Shutdown)?;
         let limits = ConnLimits::from_config(&config);
         let mut listeners = Vec::with_capacity(config.listen.len());
         for &addr in &config.listen {
@@ -164,6 +180,10 @@ impl Server {
                 .map_err(|source| ServeError::Bind { addr, source })?;
             listeners.push(listener);
         }
+        let metrics = config
+            .metrics
+            .map(|addr| MetricsEndpoint::bind(addr).map_err(|source| ServeError::Bind { addr, source }))
+            .transpose()?;
         let stats = Stats::default();
         let parking = match config.park {
             true => Some(Arc::new(
@@ -181,6 +201,12 @@ impl Server {
             room: Room::new(config.connection_cap()),
             access: config.access.clone(),
             per_ip: config.max_per_ip.map(|max| PerIpLimit::new(max.get())),
+            proxy: config
+                .proxy_protocol
+                .then(|| ProxyProtocol::new(config.proxy_from.clone())),
+            rejections: Rejections::new(),
+            access_log: config.access_log,
+            handler_name: config.handler_name.clone(),
             live: LiveConnections::default(),
             stats,
             shutdown,
@@ -215,6 +241,8 @@ impl Server {
             queue: senders.new,
             pool,
             poller,
+            metrics,
+            workers: config.workers.get(),
             shared,
         })
     }
@@ -225,6 +253,12 @@ impl Server {
             .iter()
             .map(|l| l.local_addr().expect("a bound listener has an address"))
             .collect()
+    }
+
+    /// The metrics endpoint's address, with the real port, when `config.metrics` asked for one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let endpoint = self.metrics.as_ref()?;
+        Some(endpoint.local_addr().expect("a bound listener has an address"))
     }
 
     /// A handle that stops the server from any thread.
@@ -245,6 +279,7 @@ impl Server {
     /// When the thread cannot be started.
     pub fn spawn(self) -> io::Result<Running> {
         let addrs = self.local_addrs();
+        let metrics_addr = self.metrics_addr();
         let shutdown = self.shutdown_handle();
         let stats = self.stats();
         let thread = thread::Builder::new()
@@ -252,6 +287,7 @@ impl Server {
             .spawn(move || self.run())?;
         Ok(Running {
             addrs,
+            metrics_addr,
             shutdown,
             stats,
             thread,
@@ -261,8 +297,10 @@ impl Server {
     /// Serves until [`ShutdownHandle::shutdown`] is called and the live connections have
     /// ended or been closed at the shutdown timeout; returns the final counters.
     ///
-    /// The first listener's accept loop runs on the calling thread, the others on threads of
-    /// their own.
+    /// The first listener's accept loop runs on the calling thread, the others (and the metrics
+    /// endpoint) on threads of their own. Each accept loop closes its listener once it has
+    /// taken what the kernel had queued at the shutdown; the metrics are served until the
+    /// last connection has ended.
     pub fn run(self) -> StatsSnapshot {
         let Server {
             overflow,
@@ -270,31 +308,47 @@ impl Server {
             queue,
             pool,
             poller,
+            metrics,
+            workers,
             shared,
         } = self;
         let ctx = AcceptContext::new(&shared, overflow);
         let first = listeners.remove(0);
+        let exposition = Exposition::new(shared.stats.clone(), workers);
         thread::scope(|scope| {
-            for listener in &listeners {
-                let queue = queue.clone();
-                let ctx = &ctx;
-                let name = format!("accept-{}", listener.local_addr().map_or(0, |a| a.port()));
+            if let Some(endpoint) = &metrics {
                 let spawned = thread::Builder::new()
-                    .name(name)
-                    .spawn_scoped(scope, move || accepting::run(listener, queue, ctx));
+                    .name("metrics".to_string())
+                    .spawn_scoped(scope, || endpoint.serve(&exposition));
                 if let Err(err) = spawned {
-                    error!(error = %err, "cannot start an accept thread; stopping");
-                    shared.shutdown.shutdown();
+                    error!(error = %err, "cannot start the metrics thread; serving without it");
                 }
             }
-            accepting::run(&first, queue, &ctx);
+            thread::scope(|accepting| {
+                for listener in listeners {
+                    let queue = queue.clone();
+                    let ctx = &ctx;
+                    let name = format!("accept-{}", listener.local_addr().map_or(0, |a| a.port()));
+                    let spawned = thread::Builder::new()
+                        .name(name)
+                        .spawn_scoped(accepting, move || accepting::run(listener, queue, ctx));
+                    if let Err(err) = spawned {
+                        error!(error = %err, "cannot start an accept thread; stopping");
+                        shared.shutdown.shutdown();
+                    }
+                }
+                accepting::run(first, queue, &ctx);
+            });
+            // Every accept loop has returned and dropped its sender: the workers drain the
+            // queue, and the poller stops once nothing is open.
+            if let Some(parking) = &shared.parking {
+                parking.close();
+            }
+            drain(pool, poller, &shared);
+            if let Some(endpoint) = &metrics {
+                endpoint.stop();
+            }
         });
-        // Every accept loop has returned and dropped its sender: the workers drain the queue,
-        // and the poller stops once nothing is open.
-        if let Some(parking) = &shared.parking {
-            parking.close();
-        }
-        drain(pool, poller, &shared);
         let stats = shared.stats.snapshot();
         info!(%stats, "stopped");
         stats
@@ -359,6 +413,7 @@ impl StatsView {
 /// A server running on its own thread, from [`Server::spawn`].
 pub struct Running {
     addrs: Vec<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     shutdown: ShutdownHandle,
     stats: StatsView,
     thread: JoinHandle<StatsSnapshot>,
@@ -368,6 +423,11 @@ impl Running {
     /// The bound addresses, with the real ports.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The metrics endpoint's address, when the server has one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// A handle that stops the server from any thread (a signal handler, say).
