@@ -20,10 +20,9 @@ pub fn init(format: LogFormat, verbose: u8, quiet: u8, access_log: bool) -> anyh
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(&spec)
             .map_err(|err| ConfigError(format!("invalid RUST_LOG filter '{spec}': {err}")))?,
-        _ if access_log => EnvFilter::new(format!(
-            "{},{ACCESS_LOG}=info",
-            level_for(verbose, quiet)
-        )),
+        _ if access_log => {
+            EnvFilter::new(format!("{},{ACCESS_LOG}=info", level_for(verbose, quiet)))
+        }
         _ => EnvFilter::new(level_for(verbose, quiet)),
     };
     let builder = tracing_subscriber::fmt()

@@ -188,7 +188,10 @@ mod tests {
         let room = Room::new(1);
         let held = stats.accept();
         let soon = Instant::now() + Duration::from_millis(30);
-        assert!(!room.wait_until(&stats, soon), "no room came before the deadline");
+        assert!(
+            !room.wait_until(&stats, soon),
+            "no room came before the deadline"
+        );
         held.close(echopool_handlers::CloseReason::Eof, 0, 0);
         assert!(room.wait_until(&stats, soon));
     }

@@ -28,8 +28,7 @@ pub(crate) const DURATION_BOUNDS_US: &[u64] = &[
 /// Upper bounds of the queue-wait buckets, in microseconds: from a worker that was free (tens
 /// of microseconds) to a queue that held a connection for seconds.
 pub(crate) const QUEUE_WAIT_BOUNDS_US: &[u64] = &[
-    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000,
-    5_000_000,
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000, 5_000_000,
 ];
 
 /// Counts of durations by bucket, and their sum.

@@ -168,7 +168,8 @@ impl Server {
         if config.listen.is_empty() {
             return Err(ServeError::NoListenAddress);
         }
-        let shutdown = ShutdownHandle::build(config.shutdown_timeout).map_err(ServeError::Shutdown)?;
+        let shutdown =
+            ShutdownHandle::build(config.shutdown_timeout).map_err(ServeError::Shutdown)?;
         let limits = ConnLimits::from_config(&config);
         let mut listeners = Vec::with_capacity(config.listen.len());
         for &addr in &config.listen {
@@ -182,7 +183,9 @@ impl Server {
         }
         let metrics = config
             .metrics
-            .map(|addr| MetricsEndpoint::bind(addr).map_err(|source| ServeError::Bind { addr, source }))
+            .map(|addr| {
+                MetricsEndpoint::bind(addr).map_err(|source| ServeError::Bind { addr, source })
+            })
             .transpose()?;
         let stats = Stats::default();
         let parking = match config.park {
@@ -258,7 +261,11 @@ impl Server {
     /// The metrics endpoint's address, with the real port, when `config.metrics` asked for one.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         let endpoint = self.metrics.as_ref()?;
-        Some(endpoint.local_addr().expect("a bound listener has an address"))
+        Some(
+            endpoint
+                .local_addr()
+                .expect("a bound listener has an address"),
+        )
     }
 
     /// A handle that stops the server from any thread.

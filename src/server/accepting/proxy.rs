@@ -235,7 +235,10 @@ mod tests {
         let addresses = read_header(&served, None).unwrap();
         assert_eq!(
             addresses,
-            Some(("203.0.113.7:40000".parse().unwrap(), "192.0.2.1:7007".parse().unwrap()))
+            Some((
+                "203.0.113.7:40000".parse().unwrap(),
+                "192.0.2.1:7007".parse().unwrap()
+            ))
         );
         client.shutdown(Shutdown::Write).unwrap();
         let mut rest = String::new();
@@ -247,7 +250,12 @@ mod tests {
     fn a_header_in_pieces_is_put_together_and_the_timeout_restored() {
         let (mut client, mut served) = pair();
         let writer = std::thread::spawn(move || {
-            for piece in [&b"PROXY TCP6 2001:db8::7 "[..], b"2001:db8::1 4", b"0000 7007\r", b"\ndata"] {
+            for piece in [
+                &b"PROXY TCP6 2001:db8::7 "[..],
+                b"2001:db8::1 4",
+                b"0000 7007\r",
+                b"\ndata",
+            ] {
                 client.write_all(piece).unwrap();
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -256,7 +264,10 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let addresses = read_header(&served, Some(deadline)).unwrap();
         assert_eq!(addresses.unwrap().0, "[2001:db8::7]:40000".parse().unwrap());
-        assert_eq!(served.read_timeout().unwrap(), Some(Duration::from_secs(10)));
+        assert_eq!(
+            served.read_timeout().unwrap(),
+            Some(Duration::from_secs(10))
+        );
         writer.join().unwrap().shutdown(Shutdown::Write).unwrap();
         let mut rest = String::new();
         served.read_to_string(&mut rest).unwrap();
@@ -284,7 +295,10 @@ mod tests {
         client.write_all(b"\r\n\r\n\0\r\nQUIT\n").unwrap();
         let started = Instant::now();
         let slow = read_header(&served, Some(started + Duration::from_millis(100)));
-        assert!(matches!(slow, Err(HeaderProblem::TooSlow { after: 12 })), "{slow:?}");
+        assert!(
+            matches!(slow, Err(HeaderProblem::TooSlow { after: 12 })),
+            "{slow:?}"
+        );
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 

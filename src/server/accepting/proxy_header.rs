@@ -83,7 +83,10 @@ fn parse_v2(bytes: &[u8]) -> Parsed {
         Some(byte) if byte & 0x0f > 1 => return Parsed::Invalid("an unknown v2 command"),
         _ => {}
     }
-    if bytes.get(13).is_some_and(|byte| byte >> 4 > 3 || byte & 0x0f > 2) {
+    if bytes
+        .get(13)
+        .is_some_and(|byte| byte >> 4 > 3 || byte & 0x0f > 2)
+    {
         return Parsed::Invalid("an unknown v2 address family");
     }
     if bytes.len() < V2_PREAMBLE_LEN {

@@ -61,48 +61,68 @@ impl Collector for ServerCounters {
         let now = self.stats.snapshot();
         let (queue_wait, served) = self.stats.histograms();
         let e = &mut encoder;
-        counter(e, "connections_accepted", "Connections accepted", now.accepted)?;
+        counter(
+            e,
+            "connections_accepted",
+            "Connections accepted.",
+            now.accepted,
+        )?;
         by_reason(
             e,
             "connections_rejected",
-            "Connections refused before their handler saw them, by reason",
+            "Connections refused before their handler saw them, by reason.",
             now.rejected.iter().map(|(r, n)| (r.as_str(), *n)),
         )?;
         by_reason(
             e,
             "connections_closed",
-            "Connections closed after a worker took them, by reason",
+            "Connections closed after a worker took them, by reason.",
             now.closed.iter().map(|(r, n)| (r.as_str(), *n)),
         )?;
-        gauge(e, "connections_active", "Connections a worker is serving", now.active)?;
-        gauge(e, "connections_queued", "Connections waiting for a worker", now.queued)?;
+        gauge(
+            e,
+            "connections_active",
+            "Connections a worker is serving.",
+            now.active,
+        )?;
+        gauge(
+            e,
+            "connections_queued",
+            "Connections waiting for a worker.",
+            now.queued,
+        )?;
         gauge(
             e,
             "connections_parked",
-            "Quiet connections waiting in the parking lot",
+            "Quiet connections waiting in the parking lot.",
             now.parked,
         )?;
-        counter(e, "bytes_received", "Bytes received from clients", now.bytes_in)?;
-        counter(e, "bytes_sent", "Bytes sent to clients", now.bytes_out)?;
+        counter(
+            e,
+            "bytes_received",
+            "Bytes received from clients.",
+            now.bytes_in,
+        )?;
+        counter(e, "bytes_sent", "Bytes sent to clients.", now.bytes_out)?;
         histogram(
             e,
             "connection_duration_seconds",
-            "Time from a worker's first look at a connection to its close",
+            "Time from a worker's first look at a connection to its close.",
             &served,
         )?;
         histogram(
             e,
             "queue_wait_seconds",
-            "Time from a connection's accept to a worker taking it",
+            "Time from a connection's accept to a worker taking it.",
             &queue_wait,
         )?;
         counter(
             e,
             "accept_errors",
-            "Errors accept returned (a connection reset before it was taken, out of descriptors)",
+            "Errors accept returned (a connection reset before it was taken, out of descriptors).",
             self.stats.accept_errors(),
         )?;
-        gauge(e, "workers", "Worker threads", self.workers as u64)
+        gauge(e, "workers", "Worker threads.", self.workers as u64)
     }
 }
 
@@ -184,7 +204,10 @@ mod tests {
             "echopool_queue_wait_seconds_count 1",
             "echopool_accept_errors_total 1",
             "echopool_workers 4",
-            &format!("echopool_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")),
+            &format!(
+                "echopool_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            ),
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -22,7 +22,11 @@ pub(super) fn answer(mut stream: TcpStream, timeout: Duration, exposition: &Expo
     };
     let response = match request_line(&head) {
         Some(("GET", "/metrics")) => respond("200 OK", CONTENT_TYPE, &exposition.render()),
-        Some(_) => respond("404 Not Found", "text/plain", "not found: try GET /metrics\n"),
+        Some(_) => respond(
+            "404 Not Found",
+            "text/plain",
+            "not found: try GET /metrics\n",
+        ),
         None => respond("400 Bad Request", "text/plain", "not an HTTP request\n"),
     };
     let left = deadline.saturating_duration_since(Instant::now());
@@ -37,7 +41,11 @@ pub(super) fn answer(mut stream: TcpStream, timeout: Duration, exposition: &Expo
 
 /// Answers a scraper past the cap at once, without waiting for its request.
 pub(super) fn busy(stream: &TcpStream) {
-    let response = respond("503 Service Unavailable", "text/plain", "too many scrapes\n");
+    let response = respond(
+        "503 Service Unavailable",
+        "text/plain",
+        "too many scrapes\n",
+    );
     // Non-blocking: the answer fits the socket's buffer, and a full one is not waited for.
     let _ = stream.set_nonblocking(true);
     let _ = (&*stream).write(response.as_bytes());

@@ -26,7 +26,7 @@ pub(crate) fn write(
         id = info.id,
         peer = %info.peer,
         local = %info.local,
-        handler = if handler.is_empty() { "-" } else { handler },
+        handler = %if handler.is_empty() { "-" } else { handler },
         queue_wait_us = micros(queue_wait),
         served_us = micros(served),
         bytes_in = moved.bytes_in,

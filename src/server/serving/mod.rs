@@ -119,7 +119,15 @@ fn open(accepted: Accepted, shared: &Shared) -> Option<Served> {
         if let Err(err) = shared.limits.apply_to(SockRef::from(&stream)) {
             debug!(error = %err, "cannot set socket options");
             let moved = Moved::default();
-            count(ticket, CloseReason::Error, moved, Closed::ByAWorker, &info, entry, shared);
+            count(
+                ticket,
+                CloseReason::Error,
+                moved,
+                Closed::ByAWorker,
+                &info,
+                entry,
+                shared,
+            );
             return None;
         }
     }
@@ -156,13 +164,29 @@ fn open(accepted: Accepted, shared: &Shared) -> Option<Served> {
         Ok(Opened::Stream(session)) => {
             let (reason, moved) = serve_stream(session, &stream, shared, started);
             drop(stream);
-            count(ticket, reason, moved, Closed::ByAWorker, &info, entry, shared);
+            count(
+                ticket,
+                reason,
+                moved,
+                Closed::ByAWorker,
+                &info,
+                entry,
+                shared,
+            );
             None
         }
         Err(payload) => {
             log_panic(&payload);
             let moved = Moved::default();
-            count(ticket, CloseReason::Panic, moved, Closed::ByAWorker, &info, entry, shared);
+            count(
+                ticket,
+                CloseReason::Panic,
+                moved,
+                Closed::ByAWorker,
+                &info,
+                entry,
+                shared,
+            );
             None
         }
     }
@@ -210,7 +234,15 @@ fn serve(mut served: Served, buf: &mut ReadBuffer, shared: &Shared, waiting: &dy
             let moved = conn.moved();
             drop(conn);
             let closed = Closed::ByAWorker;
-            count(ticket, CloseReason::Panic, moved, closed, &info, entry, shared);
+            count(
+                ticket,
+                CloseReason::Panic,
+                moved,
+                closed,
+                &info,
+                entry,
+                shared,
+            );
         }
     }
 }

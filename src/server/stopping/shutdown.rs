@@ -207,7 +207,12 @@ mod tests {
             let handle = handle.clone();
             // A watchdog, not a hang: if the shutdown did not wake it, this times out.
             std::thread::spawn(move || {
-                wait(&listener, Some(handle.wake_fd()), Some(Duration::from_secs(10))).unwrap()
+                wait(
+                    &listener,
+                    Some(handle.wake_fd()),
+                    Some(Duration::from_secs(10)),
+                )
+                .unwrap()
             })
         };
         std::thread::sleep(Duration::from_millis(50));

@@ -102,7 +102,9 @@ mod tests {
     }
 
     fn with_timeouts(stream: TcpStream) -> TcpStream {
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         stream
             .set_write_timeout(Some(Duration::from_secs(10)))
             .unwrap();
