@@ -15,6 +15,7 @@
 mod common;
 
 mod descriptors;
+mod drain;
 mod everything;
 mod flood;
 mod limits;

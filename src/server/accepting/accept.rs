@@ -59,7 +59,9 @@ pub(crate) fn run(listener: TcpListener, queue: Sender<Accepted>, ctx: &AcceptCo
     let stats = &ctx.shared.stats;
     let mut backoff = BACKOFF_MIN;
     loop {
-        if ctx.overflow == Overflow::Block && !room.wait(stats, shutdown) {
+        if shutdown.is_shutting_down()
+            || (ctx.overflow == Overflow::Block && !room.wait(stats, shutdown))
+        {
             break;
         }
         let (stream, peer) = match listener.accept() {
