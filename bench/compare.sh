@@ -55,6 +55,9 @@
 #   TRIES=4            ... up to this many tries in all, PAUSE_SECONDS=3 apart (the last is kept)
 #   NICE=-10           priority of the servers and the load (other work on a shared machine)
 #   OUT_DIR=target/compare
+#   SUITE=exec         instead: `-H exec:cat` against tcpserver + cat (ucspi-tcp) and xinetd + cat
+#                      (bench/compare_exec.py; installs ucspi-tcp and xinetd when missing, as
+#                      root; CELLS from oneshot-1,oneshot-8,rr-8x64; about 3 minutes)
 # The servers get no ECHOPOOL_* variables from this environment: only the flags above (and
 # VARIANTS) configure echopool. The open-file limit is raised to the hard limit for every server
 # (echopool raises its own; tokio-echo and thread-per-conn need it for 10,000 connections).
@@ -71,6 +74,22 @@ cd "$(dirname "$0")/.."
 
 command -v taskset >/dev/null || { echo "compare.sh: needs taskset (util-linux)" >&2; exit 1; }
 [ "$(nproc --all)" -ge 2 ] || { echo "compare.sh: needs at least 2 CPUs" >&2; exit 1; }
+
+if [ "${SUITE:-}" = exec ]; then
+  missing=()
+  command -v tcpserver >/dev/null || missing+=(ucspi-tcp)
+  command -v xinetd >/dev/null || missing+=(xinetd)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "compare.sh: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  echo "compare.sh: building echopool (release)" >&2
+  timeout 1200 cargo build --release --bin echopool >&2
+  export PYTHONDONTWRITEBYTECODE=1
+  exec timeout 3600 python3 bench/compare_exec.py --echopool target/release/echopool \
+      --out-dir "${OUT_DIR:-target/compare}"
+fi
 
 echo "compare.sh: building echopool and the peers (release)" >&2
 timeout 1200 cargo build --release --bin echopool \

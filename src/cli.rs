@@ -13,6 +13,7 @@ use ipnet::IpNet;
 
 use crate::client::addr::{parse_host_port, resolve};
 use crate::duration_arg::{parse_duration_arg, parse_duration_limit, DurationArg, Limit};
+use crate::privileges::UserArg;
 use crate::size_arg::{byte_size_in, parse_size_limit, ByteSize};
 
 /// A blocking thread-pool TCP server with plugin handlers, its client and a load generator.
@@ -58,7 +59,21 @@ pub fn parse_from(argv: impl IntoIterator<Item = impl Into<OsString>>) -> Result
         .clone()
         .try_get_matches_from(&argv)
         .map_err(|err| crate::env_vars::blame(err, &cmd, &argv))?;
-    Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut cmd))
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut cmd))?;
+    if let (Command::Serve(args), Some(serve)) =
+        (&mut cli.command, matches.subcommand_matches("serve"))
+    {
+        args.listen_is_default =
+            serve.value_source("listen") == Some(clap::parser::ValueSource::DefaultValue);
+    }
+    Ok(cli)
+}
+
+/// The handlers `--handler` can name: the stock ones and `exec:PROGRAM [ARG...]`.
+pub fn registry() -> Registry {
+    let mut registry = Registry::stock();
+    echopool::exec::register(&mut registry);
+    registry
 }
 
 /// A configuration error that clap cannot see (an environment variable, a combination of
@@ -88,6 +103,11 @@ pub struct ServeArgs {
         default_values_t = default().listen.into_iter().map(ListenArg::from).collect::<Vec<_>>(),
     )]
     pub listen: Vec<ListenArg>,
+
+    /// Whether `--listen` is its default, neither given nor set by `ECHOPOOL_LISTEN`: sockets
+    /// passed by a service manager then replace it rather than add to it.
+    #[arg(skip)]
+    pub listen_is_default: bool,
 
     /// Worker threads: how many connections are being served at once. A connection with
     /// nothing to say leaves its worker (see `--park`), so workers bound the connections
@@ -238,6 +258,13 @@ pub struct ServeArgs {
     #[arg(long)]
     pub reuse_port: bool,
 
+    /// Once the listeners are bound, stop being root: become user NAME (a name or a number)
+    /// with its primary group, or GROUP, and its supplementary groups, in every thread, checked
+    /// before any connection is accepted (failing that, exit 1). So a server can listen on a
+    /// port below 1024 (7, echo) without serving as root; `exec:` programs run as NAME too.
+    #[arg(long, value_name = "NAME[:GROUP]", value_parser = crate::privileges::parse_user)]
+    pub user: Option<UserArg>,
+
     /// Log format on stderr.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -305,9 +332,7 @@ impl fmt::Debug for HandlerArg {
 }
 
 fn parse_handler_spec(spec: &str) -> Result<HandlerArg, String> {
-    let handler = Registry::stock()
-        .build(spec)
-        .map_err(|err| err.to_string())?;
+    let handler = registry().build(spec).map_err(|err| err.to_string())?;
     Ok(HandlerArg {
         spec: spec.to_string(),
         handler,
@@ -385,14 +410,19 @@ fn parse_cidr(text: &str) -> Result<IpNet, String> {
 fn handler_help() -> String {
     format!(
         "The connection handler [default: {}]",
-        Registry::stock().default_name().unwrap_or_default()
+        registry().default_name().unwrap_or_default()
     )
 }
 
 fn handler_long_help() -> String {
-    let registry = Registry::stock();
+    let registry = registry();
     format!(
-        "The connection handler, by name [default: {}]:\n{}",
+        "The connection handler, by name [default: {}]:\n{}\n\
+         exec: PROGRAM is found on PATH at start (missing or not executable: exit 2). It runs in \
+         a process group of its own, with PROTO=TCP, TCPREMOTEIP, TCPREMOTEPORT, TCPLOCALIP and \
+         TCPLOCALPORT set; its stderr is logged; --max-duration and --shutdown-timeout end its \
+         group (SIGTERM, SIGKILL 1s later). Its bytes are not counted and --max-bytes does not \
+         apply.",
         registry.default_name().unwrap_or_default(),
         registry.describe()
     )
@@ -406,7 +436,16 @@ fn serve_examples() -> &'static str {
   echopool serve -w 1000 --queue 100 --overflow reject
   echopool serve -l [::]:7007 --allow 2001:db8::/32 --max-per-ip 8 --max-duration 10m
   echopool serve -l 0.0.0.0:7007 --metrics 127.0.0.1:9100 --access-log
-  echopool serve -l 10.0.0.5:7007 --proxy-protocol --proxy-from 10.0.0.2 --reuse-port"
+  echopool serve -l 10.0.0.5:7007 --proxy-protocol --proxy-from 10.0.0.2 --reuse-port
+  echopool serve -l 0.0.0.0:7 --user nobody   # the echo port, then drop root
+  echopool serve -H 'exec:tr a-z A-Z' --max-duration 30s   # a program per connection
+
+Service managers:
+  Socket activation: started with LISTEN_PID (this process) and LISTEN_FDS, it serves the
+  passed listening TCP sockets (fds 3...), each printed as `listening on IP:PORT` and logged
+  with its LISTEN_FDNAMES name, instead of the default address; --listen adds to them.
+  With NOTIFY_SOCKET set, it sends READY=1 once listening, STOPPING=1 when the graceful stop
+  begins, and STATUS= with the counters. Programs run by exec: see none of these variables."
 }
 
 #[cfg(test)]
@@ -583,6 +622,38 @@ mod tests {
             let text = format!("{}/{}", net.addr(), too_long);
             prop_assert!(parse_cidr(&text).is_err(), "{} was accepted", text);
         }
+    }
+
+    #[test]
+    fn exec_and_user_are_parsed_at_start() {
+        let args = serve(&["-H", "logging:exec:sh -c 'cat'", "--user", "root:0"]).unwrap();
+        assert_eq!(args.handler.unwrap().spec, "logging:exec:sh -c 'cat'");
+        assert_eq!(args.user.unwrap().uid, 0);
+        let err = serve(&["-H", "exec:no-such-program-here"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        let text = err.to_string();
+        assert!(text.contains("--handler"), "{text}");
+        assert!(
+            text.contains("no program 'no-such-program-here' on PATH"),
+            "{text}"
+        );
+        let err = serve(&["--user", "no-such-user-here"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--user") && err.contains("no such user"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn parse_from_tells_a_default_listen_from_a_given_one() {
+        let parsed = |argv: &[&str]| match parse_from(argv).unwrap().command {
+            Command::Serve(args) => args.listen_is_default,
+            other => panic!("parsed {other:?}"),
+        };
+        assert!(parsed(&["echopool", "serve"]));
+        assert!(!parsed(&["echopool", "serve", "-l", "127.0.0.1:7007"]));
     }
 
     #[test]

@@ -8,8 +8,10 @@ mod duration_arg;
 mod env_vars;
 mod logs;
 mod manpages;
+mod privileges;
 mod serve_command;
 mod size_arg;
+mod systemd;
 
 use std::process::ExitCode;
 

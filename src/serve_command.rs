@@ -3,39 +3,106 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
-use echopool::handlers::Registry;
 use echopool::server::{
     raise_descriptor_limit, AccessPolicy, Config, Server, RESERVED_DESCRIPTORS,
 };
 use echopool::signals::SignalThread;
 
-use crate::cli::{HandlerArg, ServeArgs, Switch};
+use crate::cli::{ConfigError, HandlerArg, ServeArgs, Switch};
 use crate::logs;
+use crate::privileges::{self, UserArg};
+use crate::systemd::activation;
+use crate::systemd::notify::{status_line, Notifier, StatusThread};
 
-/// Runs `echopool serve`: binds, starts the workers, prints one `listening on` line per
-/// listener, serves until SIGTERM or SIGINT, drains, and exits 0.
+/// Runs `echopool serve`: takes the sockets a service manager passed, binds, drops root
+/// (`--user`), starts the workers, prints one `listening on` line per listener, tells the
+/// service manager it is ready, serves until SIGTERM or SIGINT, drains, and exits 0.
 ///
 /// # Errors
 ///
-/// A bind failure (naming the address and the OS reason), a pool the system cannot start
-/// (naming `--workers`), or a broken log filter.
+/// A bad passed socket or `NOTIFY_SOCKET` ([`ConfigError`], exit 2), a bind failure (naming the
+/// address and the OS reason), a pool the system cannot start (naming `--workers`), a failed
+/// privilege drop (naming `--user`), or a broken log filter.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Both change the environment, so they come before any other thread starts.
+    let passed = activation::take_passed_listeners()?;
+    let notifier = Notifier::from_env()?.map(Arc::new);
     logs::init(args.log_format, args.verbose, args.quiet, args.access_log)?;
     logs::log_panics();
-    let (config, handler) = config_from(args);
+    let user = args.user.clone();
+    let listen_is_default = args.listen_is_default;
+    let (mut config, handler) = config_from(args);
+    if !passed.is_empty() && listen_is_default {
+        config.listen.clear();
+    }
     check_descriptors(&config);
     let workers = config.workers.get();
-    let server = Server::bind(config, handler.handler)?;
+    let names: Vec<_> = passed.iter().map(|p| (p.fd, p.name.clone())).collect();
+    let listeners = passed.into_iter().map(|p| p.listener).collect();
+    let server = Server::bind_with(config, listeners, handler.handler.clone())?;
+    let addrs = server.local_addrs();
+    for ((fd, name), addr) in names.iter().zip(&addrs) {
+        let name = name.as_deref().unwrap_or("");
+        tracing::info!(fd, name, %addr, "serving a socket passed by the service manager");
+    }
+    drop_privileges(user.as_ref(), &handler)?;
     // Handlers first: whoever reads the `listening on` line may signal at once.
     let signals = SignalThread::start(server.shutdown_handle(), server.stats())
         .context("cannot install the signal handlers")?;
-    announce(&server.local_addrs(), server.metrics_addr());
+    announce(&addrs, server.metrics_addr());
+    let status = match notifier {
+        Some(notifier) => {
+            notifier.send(&format!(
+                "READY=1\n{}",
+                status_line(&server.stats().snapshot(), false)
+            ));
+            Some(
+                StatusThread::start(notifier, server.shutdown_handle(), server.stats())
+                    .context("cannot start the service-manager status thread")?,
+            )
+        }
+        None => None,
+    };
     tracing::info!(workers, handler = %handler.spec, "serving");
     server.run();
+    if let Some(status) = status {
+        status.stop();
+    }
     signals.stop();
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `--user`, becomes that user and checks that the handler can still run (an `exec:`
+/// program the user may not execute is refused now, before any connection). Without it, warns
+/// when `exec:` programs would run as root.
+fn drop_privileges(user: Option<&UserArg>, handler: &HandlerArg) -> anyhow::Result<()> {
+    let registry = crate::cli::registry();
+    let runs_programs = registry.handler_name(&handler.spec) == Some("exec");
+    let Some(user) = user else {
+        // SAFETY: geteuid cannot fail and touches no memory.
+        #[allow(unsafe_code)]
+        let root = unsafe { libc::geteuid() } == 0;
+        if root && runs_programs {
+            tracing::warn!(
+                "exec: programs will run as root; give --user NAME to drop root once the \
+                 listeners are bound"
+            );
+        }
+        return Ok(());
+    };
+    privileges::drop_to(user)?;
+    if runs_programs {
+        registry.build(&handler.spec).map_err(|err| {
+            ConfigError(format!(
+                "invalid value '{}' for '--handler' as --user {user}: {err}",
+                handler.spec
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Raises the descriptor limit as far as the hard limit allows (each connection holds one),
@@ -115,9 +182,9 @@ pub fn config_from(args: ServeArgs) -> (Config, HandlerArg) {
     (config, handler)
 }
 
-/// The stock registry's default handler (`echo`).
+/// The registry's default handler (`echo`).
 fn default_handler() -> HandlerArg {
-    let registry = Registry::stock();
+    let registry = crate::cli::registry();
     let spec = registry
         .default_name()
         .expect("the stock registry has handlers");

@@ -44,7 +44,7 @@ fn an_unknown_handler_lists_the_known_ones() {
     let output = run(&["serve", "--handler", "shout"], b"");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("echo, uppercase, logging, logging:SPEC"),
+        stderr.contains("echo, uppercase, exec:PROGRAM [ARG...], logging, logging:SPEC"),
         "{stderr}"
     );
 }

@@ -82,6 +82,8 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+#[cfg(unix)]
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -92,7 +94,7 @@ mod uppercase;
 
 pub use echo::Echo;
 pub use logging::Logging;
-pub use registry::{Registry, UnknownHandler};
+pub use registry::{Registry, SpecError, UnknownHandler};
 pub use uppercase::Uppercase;
 
 /// A connection handler: one shared value that opens a session per connection.
@@ -161,8 +163,12 @@ pub trait Session: Send {
 /// I/O done on [`StreamConnection::socket`] directly, or by a child process given a duplicate of
 /// it, is neither counted nor limited: the socket still carries the idle and write timeouts, but
 /// a session that waits on anything else (a child) must watch
-/// [`deadline`](StreamConnection::deadline) itself. When a graceful stop runs out of time, the
-/// server shuts the socket down, so that blocked reads return 0 and writes fail; return then.
+/// [`deadline`](StreamConnection::deadline) itself, and return an error of kind
+/// [`io::ErrorKind::TimedOut`] once it has passed (the server then counts the end as
+/// `max-duration`). When a graceful stop runs out of time, the server shuts the socket down, so
+/// that blocked reads return 0 and writes fail, and makes
+/// [`stop_signal`](StreamConnection::stop_signal) readable, for a session that waits on
+/// something else; return then.
 pub trait StreamSession: Send {
     /// Serves the connection to its end; the server closes the socket after it returns.
     ///
@@ -190,6 +196,19 @@ pub trait StreamConnection: Read + Write {
 
     /// When `--max-duration` ends this connection, if it has one.
     fn deadline(&self) -> Option<Instant>;
+
+    /// A descriptor that becomes readable, and stays so, when the server ends the connection
+    /// from outside (its graceful stop ran out of time). `None` when only the socket will tell
+    /// (a plain `TcpStream`).
+    ///
+    /// For a session that waits on something other than its connection, such as a child
+    /// process that holds the socket: wait with `poll(2)` on this descriptor beside the other
+    /// (a pidfd, say), with a timeout until [`deadline`](Self::deadline), and end the
+    /// connection when either comes. There is nothing to read from it.
+    #[cfg(unix)]
+    fn stop_signal(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
 }
 
 impl StreamConnection for TcpStream {

@@ -83,15 +83,25 @@ pub enum ServeError {
         #[source]
         source: io::Error,
     },
+    /// A listening socket given to [`Server::bind_with`] could not be used.
+    #[error("cannot serve passed listening socket #{index}")]
+    Passed {
+        /// Its position among the passed sockets, from 0.
+        index: usize,
+        /// Why, as the OS said it.
+        #[source]
+        source: io::Error,
+    },
     /// No address to listen on was given.
     #[error("no address to listen on")]
     NoListenAddress,
     /// The parking lot's poller could not be made (`epoll_create`).
     #[error("cannot make the poller for parked connections (--park)")]
     Poller(#[source] io::Error),
-    /// The pipe that wakes the accept loops at a shutdown could not be made.
-    #[error("cannot make the shutdown's wake-up pipe")]
-    Shutdown(#[source] io::Error),
+    /// The pipes that the graceful stop uses (the accept loops' wake-up, the forced end of
+    /// stream sessions) could not be made.
+    #[error("cannot make the pipes the graceful stop uses")]
+    Stop(#[source] io::Error),
     /// The worker threads could not all be started.
     #[error("cannot start worker {} of {wanted} (--workers); {started} started", started + 1)]
     Workers {
@@ -153,6 +163,8 @@ pub struct Server {
     /// `--metrics`: bound here, served from `run`.
     metrics: Option<MetricsEndpoint>,
     workers: usize,
+    /// How many of `listeners`, at the front, were passed in (a service manager keeps them).
+    handed_in: usize,
     shared: Arc<Shared>,
 }
 
@@ -163,15 +175,43 @@ impl Server {
     ///
     /// [`ServeError::Bind`] naming the first address that could not be bound (a listener or
     /// the metrics endpoint), [`ServeError::Workers`] when the system cannot start that many
-    /// threads, [`ServeError::Poller`] or [`ServeError::Shutdown`].
+    /// threads, [`ServeError::Poller`] or [`ServeError::Stop`].
     pub fn bind(config: Config, handler: Arc<dyn Handler>) -> Result<Server, ServeError> {
-        if config.listen.is_empty() {
+        Self::bind_with(config, Vec::new(), handler)
+    }
+
+    /// Like [`bind`](Server::bind), and serves `passed` too, ahead of `config.listen`: sockets
+    /// that are bound and listening already, such as those a service manager passes (socket
+    /// activation). They get the options of the sockets bound here (those that connections
+    /// inherit, and `defer_accept`). At the shutdown they are left open to new connects once
+    /// their queues are taken, as the service manager keeps them for the next instance.
+    ///
+    /// # Errors
+    ///
+    /// As for [`bind`](Server::bind); [`ServeError::Passed`] when a passed socket refuses an
+    /// option.
+    pub fn bind_with(
+        config: Config,
+        passed: Vec<TcpListener>,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Server, ServeError> {
+        if config.listen.is_empty() && passed.is_empty() {
             return Err(ServeError::NoListenAddress);
         }
         let shutdown =
-            ShutdownHandle::build(config.shutdown_timeout).map_err(ServeError::Shutdown)?;
+            ShutdownHandle::try_new(config.shutdown_timeout).map_err(ServeError::Stop)?;
         let limits = ConnLimits::from_config(&config);
-        let mut listeners = Vec::with_capacity(config.listen.len());
+        let mut listeners = Vec::with_capacity(passed.len() + config.listen.len());
+        let handed_in = passed.len();
+        for (index, listener) in passed.into_iter().enumerate() {
+            let listener = listener::adopt(listener, &config, &limits)
+                .and_then(|listener| {
+                    shutdown.watch(listener.try_clone()?);
+                    Ok(listener)
+                })
+                .map_err(|source| ServeError::Passed { index, source })?;
+            listeners.push(listener);
+        }
         for &addr in &config.listen {
             let listener = listener::bind(addr, &config, &limits)
                 .and_then(|listener| {
@@ -246,11 +286,13 @@ impl Server {
             poller,
             metrics,
             workers: config.workers.get(),
+            handed_in,
             shared,
         })
     }
 
-    /// The bound addresses, in the order of `config.listen`, with the real ports.
+    /// The bound addresses, passed sockets first, then in the order of `config.listen`, with
+    /// the real ports.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
@@ -317,6 +359,7 @@ impl Server {
             poller,
             metrics,
             workers,
+            handed_in,
             shared,
         } = self;
         let ctx = AcceptContext::new(&shared, overflow);
@@ -332,19 +375,22 @@ impl Server {
                 }
             }
             thread::scope(|accepting| {
-                for listener in listeners {
+                for (index, listener) in listeners.into_iter().enumerate() {
                     let queue = queue.clone();
                     let ctx = &ctx;
                     let name = format!("accept-{}", listener.local_addr().map_or(0, |a| a.port()));
+                    let kept = index + 1 < handed_in;
                     let spawned = thread::Builder::new()
                         .name(name)
-                        .spawn_scoped(accepting, move || accepting::run(listener, queue, ctx));
+                        .spawn_scoped(accepting, move || {
+                            accepting::run(listener, kept, queue, ctx)
+                        });
                     if let Err(err) = spawned {
                         error!(error = %err, "cannot start an accept thread; stopping");
                         shared.shutdown.shutdown();
                     }
                 }
-                accepting::run(first, queue, &ctx);
+                accepting::run(first, handed_in > 0, queue, &ctx);
             });
             // Every accept loop has returned and dropped its sender: the workers drain the
             // queue, and the poller stops once nothing is open.

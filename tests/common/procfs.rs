@@ -47,3 +47,51 @@ fn status_field(pid: u32, name: &str) -> u64 {
 pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
 }
+
+/// A process as `/proc/PID/stat` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Process {
+    /// Its id.
+    pub pid: u32,
+    /// `R`, `S`, `Z` (a zombie: exited, not reaped), ...
+    pub state: char,
+    /// Its parent.
+    pub ppid: u32,
+    /// Its process group.
+    pub pgrp: u32,
+}
+
+/// Every process on the machine now (those that exit while being read are left out).
+pub fn processes() -> Vec<Process> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").expect("list /proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after_name = &stat[stat.rfind(')').expect("a comm field") + 2..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        found.push(Process {
+            pid,
+            state: fields[0].chars().next().unwrap_or('?'),
+            ppid: fields[1].parse().unwrap_or(0),
+            pgrp: fields[2].parse().unwrap_or(0),
+        });
+    }
+    found
+}
+
+/// The children of `pid`, zombies included.
+pub fn children_of(pid: u32) -> Vec<Process> {
+    processes().into_iter().filter(|p| p.ppid == pid).collect()
+}
+
+/// The processes of group `pgrp` that are still running (not zombies).
+pub fn running_in_group(pgrp: u32) -> Vec<Process> {
+    processes()
+        .into_iter()
+        .filter(|p| p.pgrp == pgrp && p.state != 'Z')
+        .collect()
+}

@@ -17,6 +17,7 @@ mod common;
 mod descriptors;
 mod drain;
 mod everything;
+mod exec;
 mod flood;
 mod limits;
 mod memory;

@@ -13,6 +13,7 @@ use super::drain;
 use super::ready::{wait, Woken};
 use crate::server::queue::Accepted;
 use crate::server::stats::{Gauge, RejectReason, Ticket};
+use crate::server::stopping::reopen;
 use crate::server::{Overflow, Shared};
 
 /// The first and the longest pause after an accept error that is not about one connection.
@@ -38,10 +39,17 @@ impl<'a> AcceptContext<'a> {
 }
 
 /// Accepts from `listener` until the shutdown begins, handing each connection to `queue`;
-/// then takes what the kernel had queued (see `drain.rs`) and closes the listener.
+/// then takes what the kernel had queued (see `drain.rs`) and closes the listener, opening it
+/// to new connects again first when it is `kept` by another process (a service manager's
+/// socket, whose queue the next instance serves).
 /// Never returns an error: errors about one connection are skipped, others are logged and
 /// retried after a pause that grows while they last (out of descriptors must not spin).
-pub(crate) fn run(listener: TcpListener, queue: Sender<Accepted>, ctx: &AcceptContext<'_>) {
+pub(crate) fn run(
+    listener: TcpListener,
+    kept: bool,
+    queue: Sender<Accepted>,
+    ctx: &AcceptContext<'_>,
+) {
     let shutdown = &ctx.shared.shutdown;
     let local = match listener.local_addr() {
         Ok(local) => local,
@@ -102,7 +110,13 @@ pub(crate) fn run(listener: TcpListener, queue: Sender<Accepted>, ctx: &AcceptCo
     drain::accept_queued(&listener, local, shutdown, wait_for_room, |stream, peer| {
         admit(stream, peer, local, &queue, ctx)
     });
-    // Dropping the listener closes it: whoever connects now is refused.
+    if kept {
+        if let Err(err) = reopen(&listener) {
+            error!(%local, error = %err, "cannot reopen a passed socket to new connects");
+        }
+    }
+    // Dropping the listener closes it (unless another process keeps it): whoever connects
+    // now is refused.
 }
 
 /// Checks a new connection and queues it for a worker, or refuses it (closing it).

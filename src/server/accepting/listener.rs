@@ -38,6 +38,23 @@ pub(crate) fn bind(
     Ok(socket.into())
 }
 
+/// Prepares a socket that is bound and listening already (passed by a service manager) as
+/// [`bind`] prepares its own: blocking (its accept loop makes it non-blocking), with the
+/// options connections inherit and `--defer-accept`.
+pub(crate) fn adopt(
+    listener: TcpListener,
+    config: &Config,
+    limits: &ConnLimits,
+) -> io::Result<TcpListener> {
+    listener.set_nonblocking(false)?;
+    let socket = Socket::from(std::os::fd::OwnedFd::from(listener));
+    if let Some(wait) = config.defer_accept {
+        set_defer_accept(&socket, wait)?;
+    }
+    limits.apply_to(SockRef::from(&socket))?;
+    Ok(socket.into())
+}
+
 /// Sets `TCP_DEFER_ACCEPT` (whole seconds, at least one), which socket2 does not wrap.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
@@ -148,6 +165,25 @@ mod tests {
             );
             thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_adopted_listener_is_blocking_and_passes_on_the_options() {
+        let config = Config {
+            idle_timeout: Some(Duration::from_secs(9)),
+            ..Config::default()
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let listener = adopt(listener, &config, &ConnLimits::from_config(&config)).unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
+        assert_eq!(
+            accepted.read_timeout().unwrap(),
+            Some(Duration::from_secs(9))
+        );
     }
 
     #[test]

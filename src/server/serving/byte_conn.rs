@@ -98,6 +98,9 @@ pub(crate) struct ByteConn<T> {
     /// Whether the poller said the client has finished sending: then a short read is no sign
     /// of a drained socket (the end of input waits behind the data), and reads go on to it.
     peer_closed: bool,
+    /// Whether the client has been quiet for `--park-after` before: such a client is parked
+    /// at once when it goes quiet again, rather than holding its worker for another wait.
+    was_quiet: bool,
     /// Set when the connection is to close once its pending output is sent: at the end of
     /// input, or at `--max-bytes`.
     pub(crate) finishing: Option<CloseReason>,
@@ -115,6 +118,7 @@ impl<T: Transport> ByteConn<T> {
             last_read_full: false,
             drained: false,
             peer_closed: false,
+            was_quiet: false,
             finishing: None,
         }
     }
@@ -157,7 +161,7 @@ impl<T: Transport> ByteConn<T> {
             }
         }
         let quiet_since = Instant::now();
-        if policy.parks_at_once() {
+        if policy.parks_at_once() || (self.was_quiet && policy.park_after.is_some()) {
             if self.drained && !self.peer_closed {
                 return Err(self.park_quiet(quiet_since));
             }
@@ -188,7 +192,10 @@ impl<T: Transport> ByteConn<T> {
                     let now = Instant::now();
                     return Err(match self.deadlines.wait_ended(now - quiet_since, now) {
                         Some(reason) => self.end(reason),
-                        None => self.park_quiet(quiet_since),
+                        None => {
+                            self.was_quiet = true;
+                            self.park_quiet(quiet_since)
+                        }
                     });
                 }
                 read => return self.took(read, buf.len()),

@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::BorrowedFd;
 use std::time::Instant;
 
 use echopool_handlers::{CloseReason, StreamConnection};
@@ -10,6 +11,7 @@ use echopool_handlers::{CloseReason, StreamConnection};
 use super::books::Books;
 use super::limits::{is_timeout, ConnLimits, Deadlines};
 use super::transport::Transport;
+use crate::server::ShutdownHandle;
 
 /// The reads and writes of a connection that a stream session serves itself, with its limits
 /// applied:
@@ -25,6 +27,8 @@ pub(crate) struct Connection<T> {
     transport: T,
     deadlines: Deadlines,
     pub(crate) books: Books,
+    /// The server's stop, for [`StreamConnection::stop_signal`].
+    shutdown: Option<ShutdownHandle>,
 }
 
 impl<T: Transport> Connection<T> {
@@ -33,7 +37,30 @@ impl<T: Transport> Connection<T> {
             transport,
             deadlines: Deadlines::new(limits, started),
             books: Books::new(limits.max_bytes),
+            shutdown: None,
         }
+    }
+
+    /// Lets the session see when `shutdown` is forced ([`StreamConnection::stop_signal`]).
+    pub(crate) fn stopped_by(mut self, shutdown: ShutdownHandle) -> Self {
+        self.shutdown = Some(shutdown);
+        self
+    }
+
+    /// Why the connection is over, given how the session's `serve` ended (see
+    /// [`Books::close_reason`]). A session that waited on something else (a child process)
+    /// and gave up at the deadline returns `TimedOut` without reading: that is
+    /// `max-duration` too.
+    pub(crate) fn close_reason(&mut self, served: &io::Result<()>, forced: bool) -> CloseReason {
+        let timed_out = served.as_ref().is_err_and(is_timeout);
+        let past_end = self
+            .deadlines
+            .end()
+            .is_some_and(|end| Instant::now() >= end);
+        if timed_out && past_end && self.books.ended().is_none() && !forced {
+            self.end(CloseReason::MaxDuration);
+        }
+        self.books.close_reason(served, forced)
     }
 
     /// Ends the connection for `reason` and returns the error that says so.
@@ -90,5 +117,9 @@ impl StreamConnection for Connection<&TcpStream> {
 
     fn deadline(&self) -> Option<Instant> {
         self.deadlines.end()
+    }
+
+    fn stop_signal(&self) -> Option<BorrowedFd<'_>> {
+        self.shutdown.as_ref().map(ShutdownHandle::forced_signal)
     }
 }

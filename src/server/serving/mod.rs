@@ -292,14 +292,15 @@ fn serve_stream(
         debug!(error = %err, "cannot set socket options");
         return (CloseReason::Error, Moved::default());
     }
-    let mut conn = Connection::new(stream, &shared.limits, started);
+    let mut conn =
+        Connection::new(stream, &shared.limits, started).stopped_by(shared.shutdown.clone());
     let served = panic::catch_unwind(AssertUnwindSafe(|| session.serve(&mut conn)));
     let reason = match &served {
         Ok(served) => {
             if let Err(err) = served {
                 debug!(error = %err, "stream session ended with an error");
             }
-            conn.books.close_reason(served, shared.shutdown.is_forced())
+            conn.close_reason(served, shared.shutdown.is_forced())
         }
         Err(payload) => {
             log_panic(payload);

@@ -7,3 +7,4 @@ mod syn_filter;
 
 pub(crate) use live::{LiveConnections, LiveStream};
 pub use shutdown::ShutdownHandle;
+pub(crate) use syn_filter::allow_new_connections as reopen;

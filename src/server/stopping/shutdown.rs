@@ -42,29 +42,24 @@ struct State {
     listeners: Mutex<Vec<TcpListener>>,
     /// Set when the drain deadline has passed and what is left is being closed.
     forced: AtomicBool,
+    /// A pipe whose write end is closed when the stop is forced, so its read end turns
+    /// readable for every stream session that polls it (one waiting on a child process).
+    forced_signal: PipeReader,
+    forced_writer: Mutex<Option<PipeWriter>>,
 }
 
 impl ShutdownHandle {
     /// A handle for a server whose connections may finish for `drain_timeout` once the
     /// shutdown began.
     ///
-    /// # Panics
-    ///
-    /// When the process has no descriptors left for the wake-up pipe; see
-    /// [`build`](Self::build).
-    #[cfg(test)]
-    pub(crate) fn new(drain_timeout: Duration) -> Self {
-        Self::build(drain_timeout).expect("a pipe for the shutdown's wake-up")
-    }
-
-    /// Like `new`, returning the error.
-    ///
     /// # Errors
     ///
-    /// When the pipe that wakes the accept loops cannot be made (out of descriptors).
-    pub(crate) fn build(drain_timeout: Duration) -> io::Result<Self> {
+    /// When the pipes behind [`wake_fd`](Self::wake_fd) and
+    /// [`forced_signal`](Self::forced_signal) cannot be made (out of descriptors).
+    pub(crate) fn try_new(drain_timeout: Duration) -> io::Result<Self> {
         let (wake, stopped) = crossbeam_channel::bounded(0);
         let (wake_read, wake_write) = io::pipe()?;
+        let (forced_signal, forced_writer) = io::pipe()?;
         Ok(ShutdownHandle {
             state: Arc::new(State {
                 drain_timeout,
@@ -75,8 +70,20 @@ impl ShutdownHandle {
                 wake_write: Mutex::new(wake_write),
                 listeners: Mutex::new(Vec::new()),
                 forced: AtomicBool::new(false),
+                forced_signal,
+                forced_writer: Mutex::new(Some(forced_writer)),
             }),
         })
+    }
+
+    /// [`try_new`](Self::try_new), for tests.
+    ///
+    /// # Panics
+    ///
+    /// When the pipe cannot be made.
+    #[cfg(test)]
+    pub(crate) fn new(drain_timeout: Duration) -> Self {
+        Self::try_new(drain_timeout).expect("make the forced-stop pipe")
     }
 
     /// Begins the graceful shutdown. Calls after the first do nothing.
@@ -102,6 +109,12 @@ impl ShutdownHandle {
     /// Whether the shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.state.began.get().is_some()
+    }
+
+    /// Waits up to `timeout` for the shutdown to begin (no polling); returns whether it has.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let _ = self.state.stopped.recv_timeout(timeout);
+        self.is_shutting_down()
     }
 
     /// Registers (a clone of) a listener to close to new connects at the shutdown; one
@@ -139,6 +152,12 @@ impl ShutdownHandle {
     /// Marks that the drain deadline passed: connections still queued are closed unserved.
     pub(crate) fn force(&self) {
         self.state.forced.store(true, Ordering::SeqCst);
+        drop(self.state.forced_writer.lock().unwrap().take());
+    }
+
+    /// A descriptor that turns readable (end of file) once [`force`](Self::force) was called.
+    pub(crate) fn forced_signal(&self) -> BorrowedFd<'_> {
+        self.state.forced_signal.as_fd()
     }
 
     /// Whether [`force`](Self::force) was called.
@@ -174,6 +193,7 @@ impl std::fmt::Debug for ShutdownHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn shutdown_wakes_sleepers_and_is_idempotent() {
@@ -194,6 +214,40 @@ mod tests {
         assert!(sleeper.join().unwrap() < Duration::from_secs(10));
         let began = handle.deadline().unwrap() - Duration::from_secs(1);
         assert!(began <= Instant::now());
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_forced_signal_turns_readable_when_the_stop_is_forced() {
+        let handle = ShutdownHandle::new(Duration::ZERO);
+        let readable = |handle: &ShutdownHandle| {
+            let mut fds = [libc::pollfd {
+                fd: handle.forced_signal().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            // SAFETY: one valid pollfd, for the length given.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+            ready == 1
+        };
+        handle.shutdown();
+        assert!(!readable(&handle), "readable before the stop was forced");
+        handle.force();
+        assert!(readable(&handle), "not readable after the stop was forced");
+        handle.force();
+        assert!(handle.is_forced());
+    }
+
+    #[test]
+    fn wait_returns_when_the_shutdown_begins() {
+        let handle = ShutdownHandle::new(Duration::ZERO);
+        assert!(!handle.wait(Duration::from_millis(1)));
+        let waiter = {
+            let handle = handle.clone();
+            std::thread::spawn(move || handle.wait(Duration::from_secs(30)))
+        };
+        handle.shutdown();
+        assert!(waiter.join().unwrap());
     }
 
     #[test]
