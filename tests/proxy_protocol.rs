@@ -232,3 +232,18 @@ fn a_local_header_is_served_as_the_proxy_itself() {
     let unknown = through_proxy(&server, b"PROXY UNKNOWN\r\n", b"pong\n");
     assert_eq!(unknown, b"pong\n");
 }
+
+#[test]
+fn an_exec_program_sees_the_client_and_reads_what_follows_the_header() {
+    let server = Server::start(&[
+        "--proxy-protocol",
+        "-H",
+        r#"exec:sh -c 'echo "$TCPREMOTEIP $TCPREMOTEPORT $TCPLOCALIP $TCPLOCALPORT"; cat'"#,
+    ]);
+    let header = v2(Some(("[2001:db8::7]:40001", "[2001:db8::1]:7007")));
+    let reply = through_proxy(&server, &header, b"after the header");
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "2001:db8::7 40001 2001:db8::1 7007\nafter the header"
+    );
+}
