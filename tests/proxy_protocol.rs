@@ -214,7 +214,10 @@ fn garbage_cut_and_slow_headers_are_refused_on_a_worker_and_counted() {
     // One line a second for a reason: the first says what was wrong.
     let logs = server.stderr();
     assert!(
-        logs.contains("connection rejected: no valid PROXY header (--proxy-protocol) reason=proxy-header detail=\"not a PROXY header\""),
+        logs.contains(
+            "connection rejected: no valid PROXY header (--proxy-protocol) \
+             reason=proxy-header detail=\"not a PROXY header\""
+        ),
         "{logs}"
     );
 }

@@ -80,7 +80,8 @@ pub(crate) fn run(
                     Ok(Woken::Connection | Woken::Timeout) => {}
                     Ok(Woken::Shutdown) => break,
                     Err(err) => {
-                        warn!(%local, error = %err, retry_in = ?backoff, "waiting to accept failed");
+                        let retry_in = backoff;
+                        warn!(%local, error = %err, ?retry_in, "waiting to accept failed");
                         shutdown.sleep(backoff);
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                     }
