@@ -364,12 +364,14 @@ impl Server {
         } = self;
         let ctx = AcceptContext::new(&shared, overflow);
         let first = listeners.remove(0);
-        let exposition = Exposition::new(shared.stats.clone(), workers);
+        let exposition = metrics
+            .as_ref()
+            .map(|_| Exposition::new(shared.stats.clone(), workers));
         thread::scope(|scope| {
-            if let Some(endpoint) = &metrics {
+            if let (Some(endpoint), Some(exposition)) = (&metrics, &exposition) {
                 let spawned = thread::Builder::new()
                     .name("metrics".to_string())
-                    .spawn_scoped(scope, || endpoint.serve(&exposition));
+                    .spawn_scoped(scope, || endpoint.serve(exposition));
                 if let Err(err) = spawned {
                     error!(error = %err, "cannot start the metrics thread; serving without it");
                 }
