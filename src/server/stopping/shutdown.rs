@@ -19,7 +19,7 @@ use super::syn_filter;
 ///
 /// Cheap to clone and safe to call from any thread, any number of times.
 ///
-/// [`Server::run`]: super::Server::run
+/// [`Server::run`]: crate::server::Server::run
 #[derive(Clone)]
 pub struct ShutdownHandle {
     state: Arc<State>,
