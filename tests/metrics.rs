@@ -150,23 +150,26 @@ fn a_scrape_during_load_parses_and_matches_what_the_clients_did() {
         0,
         "closed for its silence"
     );
-    // One conversation still open during the scrape.
-    let mut live = server.connect();
-    live.write_all(b"still here").unwrap();
-    assert_eq!(read_exact(&mut live, 10), b"still here");
-
-    // A client sees its close a moment before the server counts it: scrape until the last
-    // one is in.
+    // A client sees its close a moment before the server counts it: wait until the last one
+    // is in.
     let deadline = Instant::now() + TIMEOUT;
-    let samples = loop {
+    loop {
         let Some(samples) = parse(&scrape(metrics), TEST) else {
             return;
         };
         let closes = value(&samples, "echopool_connection_duration_seconds_count", &[]);
         if closes == 21.0 || Instant::now() > deadline {
-            break samples;
+            break;
         }
         thread::sleep(Duration::from_millis(20));
+    }
+    // One conversation still open during the scrape (read at once; parsed after).
+    let mut live = server.connect();
+    live.write_all(b"still here").unwrap();
+    assert_eq!(read_exact(&mut live, 10), b"still here");
+    let text = scrape(metrics);
+    let Some(samples) = parse(&text, TEST) else {
+        return;
     };
     let get = |name: &str, labels: &[(&str, &str)]| value(&samples, name, labels);
     assert_eq!(get("echopool_connections_accepted_total", &[]), 23.0);
