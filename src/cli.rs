@@ -228,6 +228,36 @@ pub struct ServeArgs {
           default_value_t = ByteSize(default().stack_size as u64))]
     pub stack_size: ByteSize,
 
+    /// Serve Prometheus metrics at `GET /metrics` on this address (`127.0.0.1:9100`), from a
+    /// thread of its own. Port 0 picks a free port, printed as `metrics on IP:PORT` after the
+    /// `listening on` lines.
+    #[arg(long, value_name = "ADDR", value_parser = parse_socket_addr)]
+    pub metrics: Option<SocketAddr>,
+
+    /// Log one line per connection served, when it ends, at info (shown even with `-q`): id,
+    /// peer, local address, handler, queue wait, time served, bytes in and out, end reason.
+    #[arg(long)]
+    pub access_log: bool,
+
+    /// Require HAProxy's PROXY protocol header (v1 or v2) at the start of every connection:
+    /// the client address it carries is the peer for the logs, `--allow`/`--deny`,
+    /// `--max-per-ip` and the handler. A connection without a valid header within the idle
+    /// timeout is closed. A `LOCAL` header (a health check) is served as the proxy itself.
+    #[arg(long)]
+    pub proxy_protocol: bool,
+
+    /// With `--proxy-protocol`: the load balancers that may connect (`10.0.0.0/8`, or one
+    /// address); repeatable. Others are refused. Without it, any address may send a header.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr, requires = "proxy_protocol")]
+    pub proxy_from: Vec<IpNet>,
+
+    /// Set `SO_REUSEPORT`, so that several echopool processes listen on one port: to use more
+    /// cores than one process does with a CPU-heavy handler, and to upgrade without a refused
+    /// connect (start the new process, then SIGTERM the old). The kernel spreads new
+    /// connections among the processes by a hash of their addresses, not by load.
+    #[arg(long)]
+    pub reuse_port: bool,
+
     /// Once the listeners are bound, stop being root: become user NAME (a name or a number)
     /// with its primary group, or GROUP, and its supplementary groups, in every thread, checked
     /// before any connection is accepted (failing that, exit 1). So a server can listen on a
@@ -352,6 +382,12 @@ fn parse_listen(text: &str) -> Result<ListenArg, String> {
     })
 }
 
+fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:9100 or [::1]:0".to_string())
+}
+
 fn parse_count_limit(text: &str) -> Result<Limit<NonZeroUsize>, String> {
     text.trim()
         .parse::<usize>()
@@ -399,6 +435,8 @@ fn serve_examples() -> &'static str {
   echopool serve -l 127.0.0.1:0 -H logging:uppercase --idle-timeout 30s
   echopool serve -w 1000 --queue 100 --overflow reject
   echopool serve -l [::]:7007 --allow 2001:db8::/32 --max-per-ip 8 --max-duration 10m
+  echopool serve -l 0.0.0.0:7007 --metrics 127.0.0.1:9100 --access-log
+  echopool serve -l 10.0.0.5:7007 --proxy-protocol --proxy-from 10.0.0.2 --reuse-port
   echopool serve -l 0.0.0.0:7 --user nobody   # the echo port, then drop root
   echopool serve -H 'exec:tr a-z A-Z' --max-duration 30s   # a program per connection
 
@@ -434,7 +472,12 @@ mod tests {
         assert!(args.handler.is_none(), "the registry's default, echo");
         assert_eq!(args.shutdown_timeout.0, Duration::from_secs(10));
         let (config, _) = crate::serve_command::config_from(args);
-        assert_eq!(config, Config::default());
+        // The one thing the command line adds: the handler's name, for the access log.
+        let named = Config {
+            handler_name: "echo".to_string(),
+            ..Config::default()
+        };
+        assert_eq!(config, named);
     }
 
     #[test]
@@ -485,6 +528,9 @@ mod tests {
             (&["--max-bytes", "lots"], "--max-bytes"),
             (&["--write-timeout", "1"], "--write-timeout"),
             (&["--max-per-ip", "many"], "--max-per-ip"),
+            (&["--metrics", "localhost"], "--metrics"),
+            (&["--proxy-protocol", "--proxy-from", "lb"], "--proxy-from"),
+            (&["--proxy-from", "10.0.0.2"], "--proxy-protocol"),
         ] {
             let err = serve(args).unwrap_err().to_string();
             assert!(err.contains(flag), "{args:?}: {err}");

@@ -7,15 +7,22 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{ConfigError, LogFormat};
 
-/// Installs the global subscriber. `RUST_LOG`, when set, wins over `-v`/`-q`.
+/// The target of the access log's lines (`--access-log`).
+const ACCESS_LOG: &str = "echopool::access";
+
+/// Installs the global subscriber. `RUST_LOG`, when set, wins over `-v`/`-q` and
+/// `--access-log`; without it, `--access-log` shows its lines at any `-q`.
 ///
 /// # Errors
 ///
 /// A [`ConfigError`] when `RUST_LOG` is not a valid filter.
-pub fn init(format: LogFormat, verbose: u8, quiet: u8) -> anyhow::Result<()> {
+pub fn init(format: LogFormat, verbose: u8, quiet: u8, access_log: bool) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(&spec)
             .map_err(|err| ConfigError(format!("invalid RUST_LOG filter '{spec}': {err}")))?,
+        _ if access_log => {
+            EnvFilter::new(format!("{},{ACCESS_LOG}=info", level_for(verbose, quiet)))
+        }
         _ => EnvFilter::new(level_for(verbose, quiet)),
     };
     let builder = tracing_subscriber::fmt()

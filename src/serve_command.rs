@@ -30,7 +30,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Both change the environment, so they come before any other thread starts.
     let passed = activation::take_passed_listeners()?;
     let notifier = Notifier::from_env()?.map(Arc::new);
-    logs::init(args.log_format, args.verbose, args.quiet)?;
+    logs::init(args.log_format, args.verbose, args.quiet, args.access_log)?;
     logs::log_panics();
     let user = args.user.clone();
     let listen_is_default = args.listen_is_default;
@@ -52,7 +52,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Handlers first: whoever reads the `listening on` line may signal at once.
     let signals = SignalThread::start(server.shutdown_handle(), server.stats())
         .context("cannot install the signal handlers")?;
-    announce(&addrs);
+    announce(&addrs, server.metrics_addr());
     let status = match notifier {
         Some(notifier) => {
             notifier.send(&format!(
@@ -128,13 +128,18 @@ fn check_descriptors(config: &Config) {
     }
 }
 
-/// Prints one `listening on IP:PORT` line per listener and flushes at once. A reader that has
-/// gone away (a closed pipe) does not stop the server: it is serving already.
-fn announce(addrs: &[std::net::SocketAddr]) {
+/// Prints one `listening on IP:PORT` line per listener, then `metrics on IP:PORT` when there
+/// is a metrics endpoint, and flushes at once. A reader that has gone away (a closed pipe)
+/// does not stop the server: it is serving already.
+fn announce(addrs: &[std::net::SocketAddr], metrics: Option<std::net::SocketAddr>) {
     let mut stdout = std::io::stdout().lock();
     let written = addrs
         .iter()
         .try_for_each(|addr| writeln!(stdout, "listening on {addr}"))
+        .and_then(|()| match metrics {
+            Some(addr) => writeln!(stdout, "metrics on {addr}"),
+            None => Ok(()),
+        })
         .and_then(|()| stdout.flush());
     if let Err(err) = written {
         tracing::warn!(error = %err, "cannot print the listening addresses to stdout");
@@ -166,6 +171,12 @@ pub fn config_from(args: ServeArgs) -> (Config, HandlerArg) {
         buffer_size: args.buffer_size.get(),
         stack_size: args.stack_size.get(),
         read_spin: args.read_spin,
+        metrics: args.metrics,
+        access_log: args.access_log,
+        handler_name: handler.spec.clone(),
+        proxy_protocol: args.proxy_protocol,
+        proxy_from: args.proxy_from,
+        reuse_port: args.reuse_port,
         ..Config::default()
     };
     (config, handler)

@@ -8,6 +8,7 @@
 //! the accept loop.
 
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -124,6 +125,24 @@ impl Room {
         }
     }
 
+    /// Waits until fewer than the cap are open or `deadline` passes (false then): after the
+    /// shutdown began, while the accept loop takes what the kernel had queued.
+    pub(crate) fn wait_until(&self, stats: &Stats, deadline: Instant) -> bool {
+        loop {
+            if !self.is_full(stats.open_now()) {
+                return true;
+            }
+            self.waiting.store(true, SeqCst);
+            if !self.is_full(stats.open_now()) {
+                self.waiting.store(false, SeqCst);
+                return true;
+            }
+            if self.wait.recv_deadline(deadline).is_err() {
+                return false;
+            }
+        }
+    }
+
     /// Called when a connection ends with `open` still open: wakes a waiting accept loop.
     pub(crate) fn connection_ended(&self, open: u64) {
         if !self.is_full(open) && self.waiting.swap(false, SeqCst) {
@@ -161,6 +180,20 @@ mod tests {
         held.close(echopool_handlers::CloseReason::Eof, 0, 0);
         room.connection_ended(stats.open_now());
         assert!(waiter.join().unwrap());
+    }
+
+    #[test]
+    fn a_drain_waits_for_room_until_its_deadline() {
+        let stats = Stats::default();
+        let room = Room::new(1);
+        let held = stats.accept();
+        let soon = Instant::now() + Duration::from_millis(30);
+        assert!(
+            !room.wait_until(&stats, soon),
+            "no room came before the deadline"
+        );
+        held.close(echopool_handlers::CloseReason::Eof, 0, 0);
+        assert!(room.wait_until(&stats, soon));
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use super::AccessPolicy;
 
 /// The queue-full policy: what the accept loop does when every worker is busy and the queue
@@ -81,6 +83,25 @@ pub struct Config {
     /// the accept loop applies `overflow`. `None`: the descriptor limit, less a reserve (see
     /// [`Config::connection_cap`]).
     pub max_connections: Option<NonZeroUsize>,
+    /// Where to serve the Prometheus metrics (`GET /metrics`, on a thread of its own); `None`:
+    /// no metrics endpoint.
+    pub metrics: Option<SocketAddr>,
+    /// Whether to log one info line per connection a worker served, when it ends (target
+    /// `echopool::access`): id, peer, local, handler, queue wait, time served, bytes, reason.
+    pub access_log: bool,
+    /// The handler's name as the access log shows it (`echo`, `logging:uppercase`); empty
+    /// shows as `-`.
+    pub handler_name: String,
+    /// Whether every connection must begin with a PROXY protocol header (v1 or v2) from a load
+    /// balancer; the client address it carries then stands for the peer everywhere (logs,
+    /// `access`, `max_per_ip`, the handler's `ConnInfo`).
+    pub proxy_protocol: bool,
+    /// With `proxy_protocol`, the addresses that may send a header (the load balancers); any
+    /// other is refused on the accept thread. Empty: any address may.
+    pub proxy_from: Vec<IpNet>,
+    /// `SO_REUSEPORT` on the listeners, so that several processes can listen on one port (the
+    /// kernel spreads new connections among them by a hash of the addresses).
+    pub reuse_port: bool,
 }
 
 /// The defaults are the server's, and the command line's: `echopool serve --help` shows these.
@@ -106,6 +127,12 @@ impl Default for Config {
             park: true,
             park_after: Duration::from_millis(10),
             max_connections: None,
+            metrics: None,
+            access_log: false,
+            handler_name: String::new(),
+            proxy_protocol: false,
+            proxy_from: Vec::new(),
+            reuse_port: false,
         }
     }
 }

@@ -33,6 +33,8 @@
 mod accepting;
 mod capacity;
 mod config;
+mod histogram;
+mod metrics;
 mod parked;
 mod pool;
 mod queue;
@@ -56,8 +58,9 @@ pub use config::{Config, Overflow};
 pub use stats::{RejectReason, StatsSnapshot};
 pub use stopping::ShutdownHandle;
 
-use accepting::{listener, AcceptContext, PerIpLimit};
+use accepting::{listener, AcceptContext, PerIpLimit, ProxyProtocol, Rejections};
 use capacity::Room;
+use metrics::{Exposition, MetricsEndpoint};
 use parked::Parking;
 use pool::{Pool, PoolError};
 use queue::Accepted;
@@ -95,8 +98,9 @@ pub enum ServeError {
     /// The parking lot's poller could not be made (`epoll_create`).
     #[error("cannot make the poller for parked connections (--park)")]
     Poller(#[source] io::Error),
-    /// The pipe that tells stream sessions the stop is forced could not be made.
-    #[error("cannot make the pipe that ends stream sessions at the shutdown timeout")]
+    /// The pipes that the graceful stop uses (the accept loops' wake-up, the forced end of
+    /// stream sessions) could not be made.
+    #[error("cannot make the pipes the graceful stop uses")]
     Stop(#[source] io::Error),
     /// The worker threads could not all be started.
     #[error("cannot start worker {} of {wanted} (--workers); {started} started", started + 1)]
@@ -135,6 +139,13 @@ pub(crate) struct Shared {
     pub(crate) room: Room,
     pub(crate) access: AccessPolicy,
     pub(crate) per_ip: Option<Arc<PerIpLimit>>,
+    /// `--proxy-protocol`: who may send a PROXY header; `None` when none is expected.
+    pub(crate) proxy: Option<ProxyProtocol>,
+    /// The log throttles of refused connections.
+    pub(crate) rejections: Rejections,
+    /// `--access-log`, and the handler's name it shows.
+    pub(crate) access_log: bool,
+    pub(crate) handler_name: String,
     pub(crate) live: LiveConnections,
     pub(crate) stats: Stats,
     pub(crate) shutdown: ShutdownHandle,
@@ -149,6 +160,11 @@ pub struct Server {
     pool: Pool,
     /// The parking lot's poller thread, when parking is on.
     poller: Option<JoinHandle<()>>,
+    /// `--metrics`: bound here, served from `run`.
+    metrics: Option<MetricsEndpoint>,
+    workers: usize,
+    /// How many of `listeners`, at the front, were passed in (a service manager keeps them).
+    handed_in: usize,
     shared: Arc<Shared>,
 }
 
@@ -157,9 +173,9 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// [`ServeError::Bind`] naming the first address that could not be bound,
-    /// [`ServeError::Workers`] when the system cannot start that many threads, or
-    /// [`ServeError::Poller`].
+    /// [`ServeError::Bind`] naming the first address that could not be bound (a listener or
+    /// the metrics endpoint), [`ServeError::Workers`] when the system cannot start that many
+    /// threads, [`ServeError::Poller`] or [`ServeError::Stop`].
     pub fn bind(config: Config, handler: Arc<dyn Handler>) -> Result<Server, ServeError> {
         Self::bind_with(config, Vec::new(), handler)
     }
@@ -167,7 +183,8 @@ impl Server {
     /// Like [`bind`](Server::bind), and serves `passed` too, ahead of `config.listen`: sockets
     /// that are bound and listening already, such as those a service manager passes (socket
     /// activation). They get the options of the sockets bound here (those that connections
-    /// inherit, and `defer_accept`) and are used in blocking mode.
+    /// inherit, and `defer_accept`). At the shutdown they are left open to new connects once
+    /// their queues are taken, as the service manager keeps them for the next instance.
     ///
     /// # Errors
     ///
@@ -185,6 +202,7 @@ impl Server {
             ShutdownHandle::try_new(config.shutdown_timeout).map_err(ServeError::Stop)?;
         let limits = ConnLimits::from_config(&config);
         let mut listeners = Vec::with_capacity(passed.len() + config.listen.len());
+        let handed_in = passed.len();
         for (index, listener) in passed.into_iter().enumerate() {
             let listener = listener::adopt(listener, &config, &limits)
                 .and_then(|listener| {
@@ -203,6 +221,12 @@ impl Server {
                 .map_err(|source| ServeError::Bind { addr, source })?;
             listeners.push(listener);
         }
+        let metrics = config
+            .metrics
+            .map(|addr| {
+                MetricsEndpoint::bind(addr).map_err(|source| ServeError::Bind { addr, source })
+            })
+            .transpose()?;
         let stats = Stats::default();
         let parking = match config.park {
             true => Some(Arc::new(
@@ -220,6 +244,12 @@ impl Server {
             room: Room::new(config.connection_cap()),
             access: config.access.clone(),
             per_ip: config.max_per_ip.map(|max| PerIpLimit::new(max.get())),
+            proxy: config
+                .proxy_protocol
+                .then(|| ProxyProtocol::new(config.proxy_from.clone())),
+            rejections: Rejections::new(),
+            access_log: config.access_log,
+            handler_name: config.handler_name.clone(),
             live: LiveConnections::default(),
             stats,
             shutdown,
@@ -254,6 +284,9 @@ impl Server {
             queue: senders.new,
             pool,
             poller,
+            metrics,
+            workers: config.workers.get(),
+            handed_in,
             shared,
         })
     }
@@ -265,6 +298,16 @@ impl Server {
             .iter()
             .map(|l| l.local_addr().expect("a bound listener has an address"))
             .collect()
+    }
+
+    /// The metrics endpoint's address, with the real port, when `config.metrics` asked for one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let endpoint = self.metrics.as_ref()?;
+        Some(
+            endpoint
+                .local_addr()
+                .expect("a bound listener has an address"),
+        )
     }
 
     /// A handle that stops the server from any thread.
@@ -285,6 +328,7 @@ impl Server {
     /// When the thread cannot be started.
     pub fn spawn(self) -> io::Result<Running> {
         let addrs = self.local_addrs();
+        let metrics_addr = self.metrics_addr();
         let shutdown = self.shutdown_handle();
         let stats = self.stats();
         let thread = thread::Builder::new()
@@ -292,6 +336,7 @@ impl Server {
             .spawn(move || self.run())?;
         Ok(Running {
             addrs,
+            metrics_addr,
             shutdown,
             stats,
             thread,
@@ -301,8 +346,10 @@ impl Server {
     /// Serves until [`ShutdownHandle::shutdown`] is called and the live connections have
     /// ended or been closed at the shutdown timeout; returns the final counters.
     ///
-    /// The first listener's accept loop runs on the calling thread, the others on threads of
-    /// their own.
+    /// The first listener's accept loop runs on the calling thread, the others (and the metrics
+    /// endpoint) on threads of their own. Each accept loop closes its listener once it has
+    /// taken what the kernel had queued at the shutdown; the metrics are served until the
+    /// last connection has ended.
     pub fn run(self) -> StatsSnapshot {
         let Server {
             overflow,
@@ -310,31 +357,53 @@ impl Server {
             queue,
             pool,
             poller,
+            metrics,
+            workers,
+            handed_in,
             shared,
         } = self;
         let ctx = AcceptContext::new(&shared, overflow);
         let first = listeners.remove(0);
+        let exposition = metrics
+            .as_ref()
+            .map(|_| Exposition::new(shared.stats.clone(), workers));
         thread::scope(|scope| {
-            for listener in &listeners {
-                let queue = queue.clone();
-                let ctx = &ctx;
-                let name = format!("accept-{}", listener.local_addr().map_or(0, |a| a.port()));
+            if let (Some(endpoint), Some(exposition)) = (&metrics, &exposition) {
                 let spawned = thread::Builder::new()
-                    .name(name)
-                    .spawn_scoped(scope, move || accepting::run(listener, queue, ctx));
+                    .name("metrics".to_string())
+                    .spawn_scoped(scope, || endpoint.serve(exposition));
                 if let Err(err) = spawned {
-                    error!(error = %err, "cannot start an accept thread; stopping");
-                    shared.shutdown.shutdown();
+                    error!(error = %err, "cannot start the metrics thread; serving without it");
                 }
             }
-            accepting::run(&first, queue, &ctx);
+            thread::scope(|accepting| {
+                for (index, listener) in listeners.into_iter().enumerate() {
+                    let queue = queue.clone();
+                    let ctx = &ctx;
+                    let name = format!("accept-{}", listener.local_addr().map_or(0, |a| a.port()));
+                    let kept = index + 1 < handed_in;
+                    let spawned = thread::Builder::new()
+                        .name(name)
+                        .spawn_scoped(accepting, move || {
+                            accepting::run(listener, kept, queue, ctx)
+                        });
+                    if let Err(err) = spawned {
+                        error!(error = %err, "cannot start an accept thread; stopping");
+                        shared.shutdown.shutdown();
+                    }
+                }
+                accepting::run(first, handed_in > 0, queue, &ctx);
+            });
+            // Every accept loop has returned and dropped its sender: the workers drain the
+            // queue, and the poller stops once nothing is open.
+            if let Some(parking) = &shared.parking {
+                parking.close();
+            }
+            drain(pool, poller, &shared);
+            if let Some(endpoint) = &metrics {
+                endpoint.stop();
+            }
         });
-        // Every accept loop has returned and dropped its sender: the workers drain the queue,
-        // and the poller stops once nothing is open.
-        if let Some(parking) = &shared.parking {
-            parking.close();
-        }
-        drain(pool, poller, &shared);
         let stats = shared.stats.snapshot();
         info!(%stats, "stopped");
         stats
@@ -399,6 +468,7 @@ impl StatsView {
 /// A server running on its own thread, from [`Server::spawn`].
 pub struct Running {
     addrs: Vec<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     shutdown: ShutdownHandle,
     stats: StatsView,
     thread: JoinHandle<StatsSnapshot>,
@@ -408,6 +478,11 @@ impl Running {
     /// The bound addresses, with the real ports.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The metrics endpoint's address, when the server has one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// A handle that stops the server from any thread (a signal handler, say).

@@ -4,6 +4,7 @@
 use std::net::TcpStream;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::{select, Receiver, TryRecvError};
 use echopool_handlers::{CloseReason, ConnInfo};
@@ -28,6 +29,8 @@ pub(crate) struct Accepted {
     pub(crate) per_ip_slot: Option<PerIpSlot>,
     /// Its place in the `queued` count, left when a worker takes it (or it is dropped).
     pub(crate) queued: InGauge,
+    /// When it was accepted: its wait for a worker counts from here.
+    pub(crate) accepted_at: Instant,
 }
 
 /// Work for a worker.

@@ -11,10 +11,15 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 
+use std::time::Duration;
+
 use echopool_handlers::CloseReason;
 use tracing::error;
 
-/// Why a connection was closed on the accept thread, before any worker saw it.
+use super::histogram::{Histogram, HistogramSnapshot, DURATION_BOUNDS_US, QUEUE_WAIT_BOUNDS_US};
+
+/// Why a connection was refused before its handler saw it: on the accept thread, or, with the
+/// PROXY protocol, on a worker once its header told who the client is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
     /// The queue was full and `--overflow reject` is set.
@@ -25,15 +30,22 @@ pub enum RejectReason {
     PerIpLimit,
     /// The server holds `--max-connections` already and `--overflow reject` is set.
     MaxConnections,
+    /// With `--proxy-protocol`: the connection does not come from a `--proxy-from` address.
+    NotAProxy,
+    /// With `--proxy-protocol`: the PROXY header was missing, malformed, cut short, or did not
+    /// arrive within `--idle-timeout`.
+    ProxyHeader,
 }
 
 impl RejectReason {
     /// Every reason, in the order of [`StatsSnapshot::rejected`].
-    pub const ALL: [RejectReason; 4] = [
+    pub const ALL: [RejectReason; 6] = [
         RejectReason::QueueFull,
         RejectReason::Denied,
         RejectReason::PerIpLimit,
         RejectReason::MaxConnections,
+        RejectReason::NotAProxy,
+        RejectReason::ProxyHeader,
     ];
 
     /// A short lowercase name for logs and counters, e.g. `queue-full`.
@@ -43,6 +55,8 @@ impl RejectReason {
             RejectReason::Denied => "denied",
             RejectReason::PerIpLimit => "per-ip-limit",
             RejectReason::MaxConnections => "max-connections",
+            RejectReason::NotAProxy => "not-a-proxy",
+            RejectReason::ProxyHeader => "proxy-header",
         }
     }
 
@@ -74,9 +88,10 @@ pub(crate) enum Gauge {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Stats(Arc<Counters>);
 
-#[derive(Default)]
 struct Counters {
     accepted: AtomicU64,
+    /// Errors `accept` returned (other than its timeout and the shutdown's wake-up).
+    accept_errors: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
     /// Accepted and not yet ended: tickets not yet spent.
     open: AtomicU64,
@@ -90,8 +105,35 @@ struct Counters {
     closed_parked: [AtomicU64; CloseReason::ALL.len()],
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// How long connections waited in the queue for a worker.
+    queue_wait: Histogram,
+    /// How long workers served connections, from the worker's first look to the close.
+    served_for: Histogram,
     /// Told how many connections are open whenever one ends (see [`Stats::on_end`]).
     on_end: OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            accepted: AtomicU64::default(),
+            accept_errors: AtomicU64::default(),
+            rejected: Default::default(),
+            open: AtomicU64::default(),
+            queued: AtomicU64::default(),
+            active: AtomicU64::default(),
+            parked: AtomicU64::default(),
+            parks: AtomicU64::default(),
+            resumes: AtomicU64::default(),
+            closed: Default::default(),
+            closed_parked: Default::default(),
+            bytes_in: AtomicU64::default(),
+            bytes_out: AtomicU64::default(),
+            queue_wait: Histogram::new(QUEUE_WAIT_BOUNDS_US),
+            served_for: Histogram::new(DURATION_BOUNDS_US),
+            on_end: OnceLock::new(),
+        }
+    }
 }
 
 impl fmt::Debug for Counters {
@@ -176,6 +218,31 @@ impl Stats {
     /// Counts a parked connection going back to the workers.
     pub(crate) fn resumed(&self) {
         self.0.resumes.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an error from `accept`.
+    pub(crate) fn accept_failed(&self) {
+        self.0.accept_errors.fetch_add(1, Relaxed);
+    }
+
+    /// Records how long a connection waited for a worker.
+    pub(crate) fn waited_in_queue(&self, wait: Duration) {
+        self.0.queue_wait.record(wait);
+    }
+
+    /// Records how long a worker served a connection that ended.
+    pub(crate) fn served_for(&self, duration: Duration) {
+        self.0.served_for.record(duration);
+    }
+
+    /// Errors `accept` returned so far.
+    pub(crate) fn accept_errors(&self) -> u64 {
+        self.0.accept_errors.load(Relaxed)
+    }
+
+    /// The queue-wait and time-served histograms now.
+    pub(crate) fn histograms(&self) -> (HistogramSnapshot, HistogramSnapshot) {
+        (self.0.queue_wait.snapshot(), self.0.served_for.snapshot())
     }
 
     /// Counts one more connection in `gauge` until the guard drops.

@@ -155,9 +155,23 @@ impl Server {
         }
     }
 
-    /// Stdout lines after the `listening on` lines (the contract says there are none).
+    /// Stdout lines after the `listening on` lines (the contract says there are none, but for
+    /// `metrics on` with `--metrics`).
     pub fn extra_stdout(&self) -> Vec<String> {
         self.stdout_rest.try_iter().collect()
+    }
+
+    /// The address of the `metrics on IP:PORT` line that follows the `listening on` lines
+    /// (`--metrics`), waiting up to [`TIMEOUT`] for it.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let line = self
+            .stdout_rest
+            .recv_timeout(TIMEOUT)
+            .unwrap_or_else(|_| panic!("no `metrics on` line; stderr:\n{}", self.stderr()));
+        line.strip_prefix("metrics on ")
+            .unwrap_or_else(|| panic!("unexpected stdout line {line:?}"))
+            .parse()
+            .expect("a socket address")
     }
 }
 

@@ -14,9 +14,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod churn;
 mod descriptors;
+mod drain;
 mod everything;
 mod exec;
+mod fleet;
 mod flood;
 mod limits;
 mod memory;
@@ -25,6 +28,7 @@ mod parking;
 mod shutdown;
 mod silent;
 mod slow_clients;
+mod upgrade;
 
 use std::fmt::Display;
 

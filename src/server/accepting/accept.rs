@@ -1,18 +1,19 @@
 //! The accept loop: take connections from one listener and hand them to the workers' queue.
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Select, Sender, TrySendError};
 use echopool_handlers::{CloseReason, ConnInfo};
 use tracing::{debug, error, info_span, warn};
 
-use super::throttle::Throttle;
+use super::drain;
+use super::ready::{wait, Woken};
 use crate::server::queue::Accepted;
-use crate::server::serving::limits::is_timeout;
 use crate::server::stats::{Gauge, RejectReason, Ticket};
+use crate::server::stopping::reopen;
 use crate::server::{Overflow, Shared};
 
 /// The first and the longest pause after an accept error that is not about one connection.
@@ -25,8 +26,6 @@ pub(crate) struct AcceptContext<'a> {
     overflow: Overflow,
     /// The last connection id given out.
     next_id: AtomicU64,
-    /// One log throttle per reject reason, so a flood of one kind cannot hide another.
-    reject_logs: [Throttle; RejectReason::ALL.len()],
 }
 
 impl<'a> AcceptContext<'a> {
@@ -35,15 +34,22 @@ impl<'a> AcceptContext<'a> {
             shared,
             overflow,
             next_id: AtomicU64::new(0),
-            reject_logs: RejectReason::ALL.map(|_| Throttle::new(Duration::from_secs(1))),
         }
     }
 }
 
-/// Accepts from `listener` until the shutdown begins, handing each connection to `queue`.
+/// Accepts from `listener` until the shutdown begins, handing each connection to `queue`;
+/// then takes what the kernel had queued (see `drain.rs`) and closes the listener, opening it
+/// to new connects again first when it is `kept` by another process (a service manager's
+/// socket, whose queue the next instance serves).
 /// Never returns an error: errors about one connection are skipped, others are logged and
 /// retried after a pause that grows while they last (out of descriptors must not spin).
-pub(crate) fn run(listener: &TcpListener, queue: Sender<Accepted>, ctx: &AcceptContext<'_>) {
+pub(crate) fn run(
+    listener: TcpListener,
+    kept: bool,
+    queue: Sender<Accepted>,
+    ctx: &AcceptContext<'_>,
+) {
     let shutdown = &ctx.shared.shutdown;
     let local = match listener.local_addr() {
         Ok(local) => local,
@@ -52,24 +58,43 @@ pub(crate) fn run(listener: &TcpListener, queue: Sender<Accepted>, ctx: &AcceptC
             return;
         }
     };
+    // Accept until the queue is empty, then wait for the next connection or the shutdown.
+    if let Err(err) = listener.set_nonblocking(true) {
+        error!(%local, error = %err, "cannot make the listener non-blocking; not accepting on it");
+        return;
+    }
+    let room = &ctx.shared.room;
+    let stats = &ctx.shared.stats;
     let mut backoff = BACKOFF_MIN;
     loop {
-        let room = &ctx.shared.room;
-        if ctx.overflow == Overflow::Block && !room.wait(&ctx.shared.stats, shutdown) {
-            return;
+        if shutdown.is_shutting_down()
+            || (ctx.overflow == Overflow::Block && !room.wait(stats, shutdown))
+        {
+            break;
         }
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
-            Err(_) if shutdown.is_shutting_down() => return,
-            // The listener carries the read timeout for its connections to inherit
-            // (`ConnLimits::apply_to`), so an accept with nobody connecting returns once per
-            // idle timeout: not an error.
-            Err(err) if is_timeout(&err) => continue,
+            Err(_) if shutdown.is_shutting_down() => break,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                match wait(&listener, Some(shutdown.wake_fd()), None) {
+                    Ok(Woken::Connection | Woken::Timeout) => {}
+                    Ok(Woken::Shutdown) => break,
+                    Err(err) => {
+                        let retry_in = backoff;
+                        warn!(%local, error = %err, ?retry_in, "waiting to accept failed");
+                        shutdown.sleep(backoff);
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                    }
+                }
+                continue;
+            }
             Err(err) if is_about_one_connection(&err) => {
+                stats.accept_failed();
                 debug!(%local, error = %err, "a connection ended before it was accepted");
                 continue;
             }
             Err(err) => {
+                stats.accept_failed();
                 warn!(%local, error = %err, retry_in = ?backoff, "accept failed");
                 shutdown.sleep(backoff);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -77,39 +102,79 @@ pub(crate) fn run(listener: &TcpListener, queue: Sender<Accepted>, ctx: &AcceptC
             }
         };
         backoff = BACKOFF_MIN;
-        let full = room.is_full(ctx.shared.stats.open_now());
-        let ticket = ctx.shared.stats.accept();
-        let id = ctx.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let span = info_span!("conn", id, %peer);
-        if full {
-            reject(ticket, RejectReason::MaxConnections, &span, ctx);
-            continue;
+        admit(stream, peer, local, &queue, ctx);
+    }
+    let wait_for_room = |deadline| match ctx.overflow {
+        Overflow::Block => room.wait_until(stats, deadline),
+        Overflow::Reject => true,
+    };
+    drain::accept_queued(&listener, local, shutdown, wait_for_room, |stream, peer| {
+        admit(stream, peer, local, &queue, ctx)
+    });
+    if kept {
+        if let Err(err) = reopen(&listener) {
+            error!(%local, error = %err, "cannot reopen a passed socket to new connects");
         }
-        // Checked here, before the connection can take a place in the queue or a worker.
-        if !ctx.shared.access.permits(peer.ip()) {
-            reject(ticket, RejectReason::Denied, &span, ctx);
-            continue;
+    }
+    // Dropping the listener closes it (unless another process keeps it): whoever connects
+    // now is refused.
+}
+
+/// Checks a new connection and queues it for a worker, or refuses it (closing it).
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    queue: &Sender<Accepted>,
+    ctx: &AcceptContext<'_>,
+) {
+    // Accepted sockets inherit the listener's O_NONBLOCK there (not on Linux).
+    #[cfg(not(target_os = "linux"))]
+    if let Err(err) = stream.set_nonblocking(false) {
+        debug!(error = %err, "cannot make an accepted socket blocking; dropping it");
+        return;
+    }
+    let accepted_at = Instant::now();
+    let full = ctx.shared.room.is_full(ctx.shared.stats.open_now());
+    let ticket = ctx.shared.stats.accept();
+    let id = ctx.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+    let proxied = ctx.shared.proxy.as_ref();
+    let span = match proxied {
+        None => info_span!("conn", id, %peer),
+        // The client's address comes in its PROXY header, read on a worker, which records it.
+        Some(_) => info_span!("conn", id, proxy = %peer, peer = tracing::field::Empty),
+    };
+    if full {
+        return reject(ticket, RejectReason::MaxConnections, &span, ctx);
+    }
+    // Checked here, before the connection can take a place in the queue or a worker; with the
+    // PROXY protocol the address rules wait for the header's address (on the worker).
+    let per_ip_slot = match proxied {
+        Some(proxy) if !proxy.trusts(peer.ip()) => {
+            return reject(ticket, RejectReason::NotAProxy, &span, ctx);
         }
-        let per_ip_slot = match &ctx.shared.per_ip {
+        Some(_) => None,
+        None if !ctx.shared.access.permits(peer.ip()) => {
+            return reject(ticket, RejectReason::Denied, &span, ctx);
+        }
+        None => match &ctx.shared.per_ip {
             Some(limit) => match limit.acquire(peer.ip()) {
                 Some(slot) => Some(slot),
-                None => {
-                    reject(ticket, RejectReason::PerIpLimit, &span, ctx);
-                    continue;
-                }
+                None => return reject(ticket, RejectReason::PerIpLimit, &span, ctx),
             },
             None => None,
-        };
-        let conn = Accepted {
-            stream,
-            info: ConnInfo { id, peer, local },
-            span,
-            ticket,
-            per_ip_slot,
-            queued: ctx.shared.stats.enter(Gauge::Queued),
-        };
-        hand_off(conn, &queue, ctx);
-    }
+        },
+    };
+    let conn = Accepted {
+        stream,
+        info: ConnInfo { id, peer, local },
+        span,
+        ticket,
+        per_ip_slot,
+        queued: ctx.shared.stats.enter(Gauge::Queued),
+        accepted_at,
+    };
+    hand_off(conn, queue, ctx);
 }
 
 /// Errors that concern only the connection being accepted (it was reset or aborted before we
@@ -140,25 +205,10 @@ fn hand_off(conn: Accepted, queue: &Sender<Accepted>, ctx: &AcceptContext<'_>) {
     }
 }
 
-/// Counts and logs a connection closed on the accept thread; the caller drops the stream,
-/// which closes it. The log is throttled per reason so a flood cannot flood the log.
+/// Counts and logs a connection refused on the accept thread; the caller drops the stream,
+/// which closes it.
 fn reject(ticket: Ticket, reason: RejectReason, span: &tracing::Span, ctx: &AcceptContext<'_>) {
-    ticket.reject(reason);
-    let Some(held_back) = ctx.reject_logs[reason.index()].allow() else {
-        return;
-    };
-    let _entered = span.enter();
-    let why = match reason {
-        RejectReason::QueueFull => "queue full (--overflow reject)",
-        RejectReason::Denied => "address not allowed (--allow/--deny)",
-        RejectReason::PerIpLimit => "too many connections from this address (--max-per-ip)",
-        RejectReason::MaxConnections => "the server holds --max-connections (--overflow reject)",
-    };
-    warn!(
-        %reason,
-        also_rejected_since_last_log = held_back,
-        "connection rejected: {why}"
-    );
+    ctx.shared.rejections.reject(ticket, reason, span, None);
 }
 
 /// Waits for room in the queue. A shutdown does not drop the connection: it was accepted, so

@@ -12,8 +12,10 @@ use crate::server::Config;
 /// Binds `addr` and starts listening with room for `config.backlog` pending connections.
 ///
 /// `SO_REUSEADDR` lets a restarted server bind while old connections sit in TIME_WAIT; an IPv6
-/// socket is IPv6-only so that `[::]:P` and `0.0.0.0:P` can be listened on side by side. The
-/// listener carries the options its connections start with (see [`ConnLimits::apply_to`]).
+/// socket is IPv6-only so that `[::]:P` and `0.0.0.0:P` can be listened on side by side;
+/// `--reuse-port` sets `SO_REUSEPORT`, so that other processes (of the same user) that set it
+/// too can listen on the same port. The listener carries the options its connections start
+/// with (see [`ConnLimits::apply_to`]).
 pub(crate) fn bind(
     addr: SocketAddr,
     config: &Config,
@@ -21,6 +23,9 @@ pub(crate) fn bind(
 ) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if config.reuse_port {
+        set_reuse_port(&socket)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -34,8 +39,8 @@ pub(crate) fn bind(
 }
 
 /// Prepares a socket that is bound and listening already (passed by a service manager) as
-/// [`bind`] prepares its own: blocking, with the options connections inherit and
-/// `--defer-accept`.
+/// [`bind`] prepares its own: blocking (its accept loop makes it non-blocking), with the
+/// options connections inherit and `--defer-accept`.
 pub(crate) fn adopt(
     listener: TcpListener,
     config: &Config,
@@ -71,6 +76,19 @@ fn set_defer_accept(socket: &Socket, wait: Duration) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+#[cfg(unix)]
+fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(unix))]
+fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT needs a Unix system",
+    ))
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -166,6 +184,20 @@ mod tests {
             accepted.read_timeout().unwrap(),
             Some(Duration::from_secs(9))
         );
+    }
+
+    #[test]
+    fn reuse_port_lets_two_listeners_share_a_port_and_only_then() {
+        let reusing = || Config {
+            reuse_port: true,
+            ..Config::default()
+        };
+        let first = bind_with("127.0.0.1:0", reusing()).unwrap();
+        let addr = first.local_addr().unwrap().to_string();
+        let second = bind_with(&addr, reusing()).expect("a second listener on the same port");
+        assert_eq!(second.local_addr().unwrap(), first.local_addr().unwrap());
+        let refused = bind_with(&addr, Config::default()).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::AddrInUse, "{refused}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ impl ConnLimits {
 
     /// The read timeout a new connection starts with: the idle timeout, or the maximum
     /// duration when that is shorter.
-    fn first_read_timeout(&self) -> Option<Duration> {
+    pub(crate) fn first_read_timeout(&self) -> Option<Duration> {
         match (self.idle_timeout, self.max_duration) {
             (Some(idle), Some(max)) => Some(idle.min(max)),
             (idle, max) => idle.or(max),

@@ -2,6 +2,7 @@
 //! then close it (and count how it ended) or hand it to the parking lot. A handler that
 //! panics costs only its own connection.
 
+mod access_log;
 mod books;
 mod byte_conn;
 mod connection;
@@ -13,7 +14,7 @@ mod socket;
 mod transport;
 
 use std::panic::{self, AssertUnwindSafe};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use echopool_handlers::{CloseReason, CloseSummary, ConnInfo, Opened, Session, StreamSession};
 use socket2::SockRef;
@@ -43,6 +44,8 @@ pub(crate) struct Served {
     pub(crate) span: Span,
     ticket: Ticket,
     started: Instant,
+    /// How long it waited in the queue for its first worker.
+    queue_wait: Duration,
     /// Its place in the `queued`, `active` or `parked` count.
     pub(crate) place: InGauge,
     _per_ip_slot: Option<PerIpSlot>,
@@ -90,11 +93,12 @@ pub(crate) fn run(
 fn open(accepted: Accepted, shared: &Shared) -> Option<Served> {
     let Accepted {
         stream,
-        info,
+        mut info,
         span,
         ticket,
         per_ip_slot,
         queued,
+        accepted_at,
     } = accepted;
     let _entered = span.enter();
     if shared.shutdown.is_forced() {
@@ -105,20 +109,40 @@ fn open(accepted: Accepted, shared: &Shared) -> Option<Served> {
     drop(queued);
     let place = shared.stats.enter(Gauge::Active);
     let started = Instant::now();
+    let queue_wait = started.saturating_duration_since(accepted_at);
+    shared.stats.waited_in_queue(queue_wait);
+    let entry = Entry {
+        queue_wait,
+        started,
+    };
     if !ConnLimits::INHERITED {
         if let Err(err) = shared.limits.apply_to(SockRef::from(&stream)) {
             debug!(error = %err, "cannot set socket options");
+            let moved = Moved::default();
             count(
                 ticket,
                 CloseReason::Error,
-                Moved::default(),
-                started,
+                moved,
                 Closed::ByAWorker,
+                &info,
+                entry,
+                shared,
             );
             return None;
         }
     }
     let stream = shared.live.register(info.id, stream);
+    // Behind a load balancer, the client is who its PROXY header says: read it first.
+    let per_ip_slot = match &shared.proxy {
+        Some(proxy) => match proxy.admit(&stream, &mut info, &span, shared) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                refusal.spend(ticket, &span, shared);
+                return None;
+            }
+        },
+        None => per_ip_slot,
+    };
     let opened = panic::catch_unwind(AssertUnwindSafe(|| shared.handler.open(&info)));
     match opened {
         Ok(Opened::Session(session)) => {
@@ -132,6 +156,7 @@ fn open(accepted: Accepted, shared: &Shared) -> Option<Served> {
                 span,
                 ticket,
                 started,
+                queue_wait,
                 place,
                 _per_ip_slot: per_ip_slot,
             })
@@ -139,17 +164,28 @@ fn open(accepted: Accepted, shared: &Shared) -> Option<Served> {
         Ok(Opened::Stream(session)) => {
             let (reason, moved) = serve_stream(session, &stream, shared, started);
             drop(stream);
-            count(ticket, reason, moved, started, Closed::ByAWorker);
+            count(
+                ticket,
+                reason,
+                moved,
+                Closed::ByAWorker,
+                &info,
+                entry,
+                shared,
+            );
             None
         }
         Err(payload) => {
             log_panic(&payload);
+            let moved = Moved::default();
             count(
                 ticket,
                 CloseReason::Panic,
-                Moved::default(),
-                started,
+                moved,
                 Closed::ByAWorker,
+                &info,
+                entry,
+                shared,
             );
             None
         }
@@ -191,20 +227,21 @@ fn serve(mut served: Served, buf: &mut ReadBuffer, shared: &Shared, waiting: &dy
         Ok(Next::Park(_)) => unreachable!("parked above"),
         Err(payload) => {
             log_panic(&payload);
+            let entry = served.entry();
             let Served {
-                conn,
-                ticket,
-                started,
-                ..
+                conn, ticket, info, ..
             } = served;
             let moved = conn.moved();
             drop(conn);
+            let closed = Closed::ByAWorker;
             count(
                 ticket,
                 CloseReason::Panic,
                 moved,
-                started,
-                Closed::ByAWorker,
+                closed,
+                &info,
+                entry,
+                shared,
             );
         }
     }
@@ -220,6 +257,7 @@ pub(crate) enum Closed {
 /// Closes a byte session's connection: the socket first (the peer sees the end now), then
 /// the session is told how it ended, then it is counted.
 pub(crate) fn close(served: Served, reason: CloseReason, closed: Closed, shared: &Shared) {
+    let entry = served.entry();
     let Served {
         mut conn,
         mut session,
@@ -239,7 +277,7 @@ pub(crate) fn close(served: Served, reason: CloseReason, closed: Closed, shared:
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| session.closed(&summary))) {
         log_panic(&payload);
     }
-    count(ticket, reason, moved, started, closed);
+    count(ticket, reason, moved, closed, &info, entry, shared);
 }
 
 /// Serves a stream session to its end on this worker; stream sessions are never parked.
@@ -286,16 +324,46 @@ fn summary(reason: CloseReason, moved: Moved, started: Instant) -> CloseSummary 
     }
 }
 
-/// Counts a connection's end.
-fn count(ticket: Ticket, reason: CloseReason, moved: Moved, started: Instant, closed: Closed) {
+/// When a connection reached a worker, and how long it had waited for one.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    queue_wait: Duration,
+    started: Instant,
+}
+
+impl Served {
+    fn entry(&self) -> Entry {
+        Entry {
+            queue_wait: self.queue_wait,
+            started: self.started,
+        }
+    }
+}
+
+/// Counts a connection's end (and its time served), and writes its access log line.
+fn count(
+    ticket: Ticket,
+    reason: CloseReason,
+    moved: Moved,
+    closed: Closed,
+    info: &ConnInfo,
+    entry: Entry,
+    shared: &Shared,
+) {
     match closed {
         Closed::ByAWorker => ticket.close(reason, moved.bytes_in, moved.bytes_out),
         Closed::InTheLot => ticket.close_parked(reason, moved.bytes_in, moved.bytes_out),
     }
+    let served = entry.started.elapsed();
+    shared.stats.served_for(served);
+    if shared.access_log {
+        let handler = &shared.handler_name;
+        access_log::write(info, handler, entry.queue_wait, served, moved, reason);
+    }
     debug!(
         bytes_in = moved.bytes_in,
         bytes_out = moved.bytes_out,
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        elapsed_ms = served.as_millis() as u64,
         %reason,
         "closed"
     );

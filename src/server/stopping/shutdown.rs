@@ -1,6 +1,6 @@
 //! The shutdown handle: how a signal, a test or an embedding program stops a server.
 
-use std::io::{self, PipeReader, PipeWriter};
+use std::io::{self, PipeReader, PipeWriter, Write};
 use std::net::{Shutdown, TcpListener};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,13 +8,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use tracing::warn;
 
-/// Stops a running server gracefully: accepting ends at once (new connects are refused), live
-/// connections run until they end or the shutdown timeout passes, then [`Server::run`] returns.
+use super::syn_filter;
+
+/// Stops a running server gracefully: new connects get no answer at once (then a refusal,
+/// once the listeners close), connections the kernel had already queued are accepted and
+/// served like live ones, live connections run until they end or the shutdown timeout passes,
+/// then [`Server::run`] returns.
 ///
 /// Cheap to clone and safe to call from any thread, any number of times.
 ///
-/// [`Server::run`]: super::Server::run
+/// [`Server::run`]: crate::server::Server::run
 #[derive(Clone)]
 pub struct ShutdownHandle {
     state: Arc<State>,
@@ -29,7 +34,11 @@ struct State {
     /// waiting on it (a blocked hand-off, a back-off sleep) without polling.
     wake: Mutex<Option<Sender<()>>>,
     stopped: Receiver<()>,
-    /// Clones of the listening sockets, to wake the threads blocked in `accept` on them.
+    /// Written to once the shutdown begins and never read, so it stays readable: what the
+    /// accept loops wait on beside their listeners.
+    wake_read: PipeReader,
+    wake_write: Mutex<PipeWriter>,
+    /// Clones of the listening sockets, to close to new connects.
     listeners: Mutex<Vec<TcpListener>>,
     /// Set when the drain deadline has passed and what is left is being closed.
     forced: AtomicBool,
@@ -45,9 +54,11 @@ impl ShutdownHandle {
     ///
     /// # Errors
     ///
-    /// When the pipe behind [`forced_signal`](Self::forced_signal) cannot be made.
+    /// When the pipes behind [`wake_fd`](Self::wake_fd) and
+    /// [`forced_signal`](Self::forced_signal) cannot be made (out of descriptors).
     pub(crate) fn try_new(drain_timeout: Duration) -> io::Result<Self> {
         let (wake, stopped) = crossbeam_channel::bounded(0);
+        let (wake_read, wake_write) = io::pipe()?;
         let (forced_signal, forced_writer) = io::pipe()?;
         Ok(ShutdownHandle {
             state: Arc::new(State {
@@ -55,6 +66,8 @@ impl ShutdownHandle {
                 began: OnceLock::new(),
                 wake: Mutex::new(Some(wake)),
                 stopped,
+                wake_read,
+                wake_write: Mutex::new(wake_write),
                 listeners: Mutex::new(Vec::new()),
                 forced: AtomicBool::new(false),
                 forced_signal,
@@ -78,10 +91,19 @@ impl ShutdownHandle {
         if self.state.began.set(Instant::now()).is_err() {
             return;
         }
-        drop(self.state.wake.lock().unwrap().take());
+        // The door first, then the wake-up: an accept loop that wakes drains a closed queue.
         for listener in self.state.listeners.lock().unwrap().drain(..) {
             stop(&listener);
         }
+        drop(self.state.wake.lock().unwrap().take());
+        // A pipe's buffer takes one byte; should it fail, the loops still see the flag at
+        // their next connection or timeout.
+        let _ = self.state.wake_write.lock().unwrap().write_all(&[1]);
+    }
+
+    /// Readable once the shutdown has begun: an accept loop waits on it beside its listener.
+    pub(crate) fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.state.wake_read.as_fd()
     }
 
     /// Whether the shutdown has begun.
@@ -95,7 +117,8 @@ impl ShutdownHandle {
         self.is_shutting_down()
     }
 
-    /// Registers a listener to stop; one registered after the shutdown began is stopped now.
+    /// Registers (a clone of) a listener to close to new connects at the shutdown; one
+    /// registered after the shutdown began is closed to them now.
     pub(crate) fn watch(&self, listener: TcpListener) {
         let mut listeners = self.state.listeners.lock().unwrap();
         if self.is_shutting_down() {
@@ -143,13 +166,20 @@ impl ShutdownHandle {
     }
 }
 
-/// Makes a thread blocked in `accept` on this listener return, and refuses new connects.
+/// Closes `listener` to new connects, keeping the connections the kernel has queued for its
+/// accept loop to take (see `syn_filter.rs`); the loop closes it once they are taken.
 ///
-/// On Linux, `shutdown` of a listening socket wakes every `accept` on it with an error and
-/// takes the socket out of the listen table at once, with no self-connect and no polling.
+/// Where no socket filter can be attached, `shutdown(2)` stops it instead, as servers usually
+/// do: new connects are refused at once, and the queued connections are reset.
 fn stop(listener: &TcpListener) {
-    // ENOTCONN here only means it was stopped already.
-    let _ = socket2::SockRef::from(listener).shutdown(Shutdown::Both);
+    if let Err(err) = syn_filter::refuse_new_connections(listener) {
+        warn!(
+            error = %err,
+            "cannot stop new connects alone; closing the listener with what its queue holds"
+        );
+        // ENOTCONN here only means it was stopped already.
+        let _ = socket2::SockRef::from(listener).shutdown(Shutdown::Both);
+    }
 }
 
 impl std::fmt::Debug for ShutdownHandle {
@@ -221,24 +251,27 @@ mod tests {
     }
 
     #[test]
-    fn shutdown_wakes_a_blocked_accept_and_refuses_new_connects() {
+    fn shutdown_wakes_an_accept_loop_and_new_connects_get_no_answer() {
+        use crate::server::accepting::{wait, Woken};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let handle = ShutdownHandle::new(Duration::ZERO);
         handle.watch(listener.try_clone().unwrap());
-        let (accepted, woke) = crossbeam_channel::bounded(1);
-        let acceptor = std::thread::spawn(move || {
-            let _ = accepted.send(listener.accept().map(|_| ()));
-        });
+        let waiter = {
+            let handle = handle.clone();
+            // A watchdog, not a hang: if the shutdown did not wake it, this times out.
+            std::thread::spawn(move || {
+                wait(
+                    &listener,
+                    Some(handle.wake_fd()),
+                    Some(Duration::from_secs(10)),
+                )
+                .unwrap()
+            })
+        };
         std::thread::sleep(Duration::from_millis(50));
         handle.shutdown();
-        // A watchdog, not a hang: if the shutdown did not wake it, this fails.
-        let woken = woke.recv_timeout(Duration::from_secs(10));
-        assert!(
-            matches!(woken, Ok(Err(_))),
-            "accept was not woken: {woken:?}"
-        );
-        acceptor.join().unwrap();
+        assert_eq!(waiter.join().unwrap(), Woken::Shutdown);
         let refused = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1));
         assert!(refused.is_err(), "a stopped listener accepted a connect");
     }
