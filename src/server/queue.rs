@@ -73,9 +73,16 @@ impl Intake {
         }
     }
 
-    /// Whether a connection is waiting for a worker.
+    /// Whether a connection is waiting for a worker and no worker is idle to take it: then a
+    /// quiet connection should leave its worker at once.
     pub(crate) fn someone_waiting(&self) -> bool {
-        !self.new.is_empty() || self.ready.as_ref().is_some_and(|ready| !ready.is_empty())
+        let queued =
+            !self.new.is_empty() || self.ready.as_ref().is_some_and(|ready| !ready.is_empty());
+        queued
+            && !self
+                .parking
+                .as_ref()
+                .is_some_and(|parking| parking.has_idle_worker())
     }
 
     /// The next task, waiting for one; `None` once both queues are closed and empty.
@@ -104,7 +111,7 @@ impl Intake {
                 return Some(Task::New(conn));
             }
             let parking = self.parking.clone();
-            let _waiting = parking.as_ref().map(|parking| parking.worker_waits());
+            let _idle = parking.as_ref().map(|parking| parking.worker_idles());
             if !self.new_open {
                 return ready.recv().ok();
             }

@@ -56,6 +56,8 @@ pub(crate) struct Parking {
     /// Workers waiting (for a task, or on a quiet connection), which therefore cannot take
     /// ready sockets themselves.
     waiting_workers: AtomicUsize,
+    /// Workers with nothing to do, waiting for a task: a queued connection will find one.
+    idle_workers: AtomicUsize,
     /// Where the poller sleeps while every worker is busy.
     nap: Mutex<Nap>,
     nap_over: Condvar,
@@ -68,12 +70,18 @@ struct Nap {
     woken: bool,
 }
 
-/// A worker counted as waiting until this drops.
-pub(crate) struct Waiting<'a>(&'a Parking);
+/// A worker counted as waiting (and, waiting for a task, as idle) until this drops.
+pub(crate) struct Waiting<'a> {
+    parking: &'a Parking,
+    idle: bool,
+}
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.waiting_workers.fetch_sub(1, SeqCst);
+        if self.idle {
+            self.parking.idle_workers.fetch_sub(1, SeqCst);
+        }
+        self.parking.waiting_workers.fetch_sub(1, SeqCst);
     }
 }
 
@@ -96,6 +104,7 @@ impl Parking {
             stats,
             closing: AtomicBool::new(false),
             waiting_workers: AtomicUsize::new(0),
+            idle_workers: AtomicUsize::new(0),
             nap: Mutex::default(),
             nap_over: Condvar::new(),
         })
@@ -166,7 +175,23 @@ impl Parking {
         if self.waiting_workers.fetch_add(1, SeqCst) == 0 {
             self.end_nap();
         }
-        Waiting(self)
+        Waiting {
+            parking: self,
+            idle: false,
+        }
+    }
+
+    /// Counts the calling worker as idle (waiting for a task) until the guard drops.
+    pub(crate) fn worker_idles(&self) -> Waiting<'_> {
+        let mut waiting = self.worker_waits();
+        self.idle_workers.fetch_add(1, SeqCst);
+        waiting.idle = true;
+        waiting
+    }
+
+    /// Whether some worker is idle, so that a queued connection will not wait for one.
+    pub(crate) fn has_idle_worker(&self) -> bool {
+        self.idle_workers.load(SeqCst) > 0
     }
 
     /// Takes the connections whose sockets are ready, or whose deadline passed, without
