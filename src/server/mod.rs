@@ -63,7 +63,7 @@ use capacity::Room;
 use metrics::{Exposition, MetricsEndpoint};
 use parked::Parking;
 use pool::{Pool, PoolError};
-use queue::Accepted;
+use queue::Handoff;
 use serving::limits::ConnLimits;
 use stats::Stats;
 use stopping::LiveConnections;
@@ -156,7 +156,7 @@ pub(crate) struct Shared {
 pub struct Server {
     overflow: Overflow,
     listeners: Vec<TcpListener>,
-    queue: Sender<Accepted>,
+    queue: Sender<Handoff>,
     pool: Pool,
     /// The parking lot's poller thread, when parking is on.
     poller: Option<JoinHandle<()>>,
@@ -166,6 +166,20 @@ pub struct Server {
     /// How many of `listeners`, at the front, were passed in (a service manager keeps them).
     handed_in: usize,
     shared: Arc<Shared>,
+    /// Closes the parking lot if this server is dropped without running, so that its poller
+    /// and workers end.
+    _parking_closer: ParkingCloser,
+}
+
+/// Closes the parking lot when dropped (it holds a sender of the workers' queue, to nudge them).
+struct ParkingCloser(Option<Arc<Parking>>);
+
+impl Drop for ParkingCloser {
+    fn drop(&mut self) {
+        if let Some(parking) = &self.0 {
+            parking.close();
+        }
+    }
 }
 
 impl Server {
@@ -269,7 +283,7 @@ impl Server {
         });
         let poller = match (&shared.parking, senders.ready) {
             (Some(parking), Some(ready)) => {
-                parking.hand_back_to(ready);
+                parking.hand_back_to(ready, senders.new.clone());
                 let parking = Arc::clone(parking);
                 let spawned = thread::Builder::new()
                     .name("poller".to_string())
@@ -287,6 +301,7 @@ impl Server {
             metrics,
             workers: config.workers.get(),
             handed_in,
+            _parking_closer: ParkingCloser(shared.parking.clone()),
             shared,
         })
     }
@@ -361,6 +376,7 @@ impl Server {
             workers,
             handed_in,
             shared,
+            _parking_closer,
         } = self;
         let ctx = AcceptContext::new(&shared, overflow);
         let first = listeners.remove(0);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::queue::{Accepted, Intake, Task};
+use super::queue::{Handoff, Intake, Task};
 
 use super::serving::{self, ReadBuffer};
 use super::Shared;
@@ -29,7 +29,7 @@ pub(crate) struct PoolError {
 /// The sending ends of the workers' queues.
 pub(crate) struct Senders {
     /// New connections, from the accept loops.
-    pub(crate) new: Sender<Accepted>,
+    pub(crate) new: Sender<Handoff>,
     /// Connections to resume or close, from the parking lot (when parking is on).
     pub(crate) ready: Option<Sender<Task>>,
 }

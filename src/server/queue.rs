@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{select, Receiver, TryRecvError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use echopool_handlers::{CloseReason, ConnInfo};
 use mio::Events;
 use tracing::Span;
@@ -33,6 +33,11 @@ pub(crate) struct Accepted {
     pub(crate) accepted_at: Instant,
 }
 
+/// What the bounded queue to the workers carries: `Some` new connection from an accept loop,
+/// or `None`, a nudge from the parking lot: a connection was handed back to the resumed queue,
+/// which a worker that waits on this queue would not see otherwise.
+pub(crate) type Handoff = Option<Accepted>;
+
 /// Work for a worker.
 pub(crate) enum Task {
     /// A new connection from an accept loop.
@@ -46,7 +51,7 @@ pub(crate) enum Task {
 /// One worker's queues: connections handed back by the parking lot (taken first: finish what
 /// was started before taking more), then sockets ready in the lot, then new connections.
 pub(crate) struct Intake {
-    new: Receiver<Accepted>,
+    new: Receiver<Handoff>,
     /// `None` when parking is off (or once the lot is closed).
     ready: Option<Receiver<Task>>,
     parking: Option<Arc<Parking>>,
@@ -60,7 +65,7 @@ const EVENTS_PER_FETCH: usize = 64;
 
 impl Intake {
     pub(crate) fn new(
-        new: Receiver<Accepted>,
+        new: Receiver<Handoff>,
         ready: Option<Receiver<Task>>,
         parking: Option<Arc<Parking>>,
     ) -> Self {
@@ -88,7 +93,14 @@ impl Intake {
     /// The next task, waiting for one; `None` once both queues are closed and empty.
     pub(crate) fn next(&mut self) -> Option<Task> {
         let Some(ready) = &self.ready else {
-            return self.new.recv().ok().map(Task::New);
+            // Parking is off (or over): only new connections come.
+            return loop {
+                match self.new.recv() {
+                    Ok(Some(conn)) => break Some(Task::New(conn)),
+                    Ok(None) => continue,
+                    Err(_) => break None,
+                }
+            };
         };
         loop {
             match ready.try_recv() {
@@ -107,26 +119,25 @@ impl Intake {
                     return Some(task);
                 }
             }
-            if let Ok(conn) = self.new.try_recv() {
-                return Some(Task::New(conn));
+            if self.new_open {
+                match self.new.try_recv() {
+                    Ok(Some(conn)) => return Some(Task::New(conn)),
+                    Ok(None) => continue,
+                    Err(TryRecvError::Disconnected) => self.new_open = false,
+                    Err(TryRecvError::Empty) => {}
+                }
             }
             let parking = self.parking.clone();
             let _idle = parking.as_ref().map(|parking| parking.worker_idles());
             if !self.new_open {
                 return ready.recv().ok();
             }
-            select! {
-                recv(ready) -> task => match task {
-                    Ok(task) => return Some(task),
-                    Err(_) => {
-                        self.ready = None;
-                        return self.next();
-                    }
-                },
-                recv(self.new) -> conn => match conn {
-                    Ok(conn) => return Some(Task::New(conn)),
-                    Err(_) => self.new_open = false,
-                },
+            // One queue to wait on (a wait on two costs several futex calls a task): the lot
+            // nudges through it when it hands a connection back.
+            match self.new.recv() {
+                Ok(Some(conn)) => return Some(Task::New(conn)),
+                Ok(None) => continue,
+                Err(_) => self.new_open = false,
             }
         }
     }

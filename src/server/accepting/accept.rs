@@ -11,7 +11,7 @@ use tracing::{debug, error, info_span, warn};
 
 use super::drain;
 use super::ready::{wait, Woken};
-use crate::server::queue::Accepted;
+use crate::server::queue::{Accepted, Handoff};
 use crate::server::stats::{Gauge, RejectReason, Ticket};
 use crate::server::stopping::reopen;
 use crate::server::{Overflow, Shared};
@@ -47,7 +47,7 @@ impl<'a> AcceptContext<'a> {
 pub(crate) fn run(
     listener: TcpListener,
     kept: bool,
-    queue: Sender<Accepted>,
+    queue: Sender<Handoff>,
     ctx: &AcceptContext<'_>,
 ) {
     let shutdown = &ctx.shared.shutdown;
@@ -125,7 +125,7 @@ fn admit(
     stream: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
-    queue: &Sender<Accepted>,
+    queue: &Sender<Handoff>,
     ctx: &AcceptContext<'_>,
 ) {
     // Accepted sockets inherit the listener's O_NONBLOCK there (not on Linux).
@@ -190,11 +190,11 @@ fn is_about_one_connection(err: &io::Error) -> bool {
 }
 
 /// Queues `conn` for a worker, applying the overflow policy when the queue is full.
-fn hand_off(conn: Accepted, queue: &Sender<Accepted>, ctx: &AcceptContext<'_>) {
-    let full = match queue.try_send(conn) {
+fn hand_off(conn: Accepted, queue: &Sender<Handoff>, ctx: &AcceptContext<'_>) {
+    let full = match queue.try_send(Some(conn)) {
         Ok(()) => return,
-        Err(TrySendError::Full(conn)) => conn,
-        Err(TrySendError::Disconnected(conn)) => return no_workers(conn),
+        Err(TrySendError::Full(conn)) => sent_back(conn),
+        Err(TrySendError::Disconnected(conn)) => return no_workers(sent_back(conn)),
     };
     match ctx.overflow {
         Overflow::Reject => {
@@ -213,26 +213,31 @@ fn reject(ticket: Ticket, reason: RejectReason, span: &tracing::Span, ctx: &Acce
 
 /// Waits for room in the queue. A shutdown does not drop the connection: it was accepted, so
 /// it still gets its turn until the shutdown timeout passes.
-fn block_until_queued(conn: Accepted, queue: &Sender<Accepted>, ctx: &AcceptContext<'_>) {
+fn block_until_queued(conn: Accepted, queue: &Sender<Handoff>, ctx: &AcceptContext<'_>) {
     let shutdown = &ctx.shared.shutdown;
     let mut select = Select::new();
     let send = select.send(queue);
     select.recv(shutdown.stopped());
     let op = select.select();
     if op.index() == send {
-        if let Err(err) = op.send(queue, conn) {
-            no_workers(err.into_inner());
+        if let Err(err) = op.send(queue, Some(conn)) {
+            no_workers(sent_back(err.into_inner()));
         }
         return;
     }
     let _ = op.recv(shutdown.stopped());
     let deadline = shutdown.deadline().expect("the shutdown has begun");
-    if let Err(err) = queue.send_deadline(conn, deadline) {
-        let Accepted { ticket, span, .. } = err.into_inner();
+    if let Err(err) = queue.send_deadline(Some(conn), deadline) {
+        let Accepted { ticket, span, .. } = sent_back(err.into_inner());
         ticket.close(CloseReason::Shutdown, 0, 0);
         let _entered = span.enter();
         warn!("closed unserved: no worker was free before the shutdown timeout");
     }
+}
+
+/// A connection the queue did not take, given back by a failed send.
+fn sent_back(handoff: Handoff) -> Accepted {
+    handoff.expect("an accept loop sends connections")
 }
 
 /// The queue has no receiver: every worker is gone (only while the server stops).

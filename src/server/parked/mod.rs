@@ -30,7 +30,7 @@ use echopool_handlers::CloseReason;
 use mio::{Events, Poll, Registry, Token, Waker};
 use tracing::{error, warn};
 
-use super::queue::Task;
+use super::queue::{Handoff, Task};
 use super::serving::{self, Closed, Served, Spot};
 use super::stats::{Gauge, Stats};
 use super::Shared;
@@ -49,6 +49,9 @@ pub(crate) struct Parking {
     lot: Mutex<Lot>,
     /// Back to the workers; taken (and so closed) when the poller stops.
     ready: Mutex<Option<Sender<Task>>>,
+    /// The new connections' queue, to nudge a worker that waits there; dropped when the accept
+    /// loops have returned (then workers wait on `ready` itself).
+    nudge: Mutex<Option<Sender<Handoff>>>,
     stats: Stats,
     /// Set when nothing new can come (the accept loops have returned): the poller stops once
     /// no connection is open.
@@ -101,6 +104,7 @@ impl Parking {
             waker,
             lot: Mutex::default(),
             ready: Mutex::new(None),
+            nudge: Mutex::new(None),
             stats,
             closing: AtomicBool::new(false),
             waiting_workers: AtomicUsize::new(0),
@@ -110,9 +114,11 @@ impl Parking {
         })
     }
 
-    /// The queue on which the poller hands connections back to the workers.
-    pub(crate) fn hand_back_to(&self, ready: Sender<Task>) {
+    /// The queue on which the poller hands connections back to the workers, and the new
+    /// connections' queue on which it nudges a waiting worker.
+    pub(crate) fn hand_back_to(&self, ready: Sender<Task>, nudge: Sender<Handoff>) {
         *self.ready.lock().unwrap() = Some(ready);
+        *self.nudge.lock().unwrap() = Some(nudge);
     }
 
     /// Parks `served` in `spot`, or gives it back when its socket became ready while it was
@@ -155,6 +161,7 @@ impl Parking {
     /// Tells the poller to stop once no connection is open (the accept loops have returned).
     pub(crate) fn close(&self) {
         self.closing.store(true, SeqCst);
+        self.nudge.lock().unwrap().take();
         self.wake();
     }
 
@@ -282,9 +289,16 @@ impl Parking {
         let Some(ready) = hand_back.as_ref() else {
             return false;
         };
+        let nudge = self.nudge.lock().unwrap();
         for task in tasks {
             // Unbounded: never blocks the poller.
             let _ = ready.send(task);
+            if self.has_idle_worker() {
+                // A full queue means busy workers, who look at `ready` first anyway.
+                if let Some(nudge) = nudge.as_ref() {
+                    let _ = nudge.try_send(None);
+                }
+            }
         }
         true
     }
