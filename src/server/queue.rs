@@ -129,6 +129,10 @@ impl Intake {
             }
             let parking = self.parking.clone();
             let _idle = parking.as_ref().map(|parking| parking.worker_idles());
+            // Handed back before this worker counted as idle, the lot nudged no one: look again.
+            if let Ok(task) = ready.try_recv() {
+                return Some(task);
+            }
             if !self.new_open {
                 return ready.recv().ok();
             }

@@ -318,3 +318,31 @@ fn descriptor_hard_limit() -> Option<u64> {
     // SAFETY: a valid pointer to an `rlimit` for the duration of the call.
     (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit.rlim_max)
 }
+
+#[test]
+fn one_worker_parking_at_once_answers_every_message_without_stalling() {
+    // Every message goes through the lot and back to the only worker: a hand-back that no one
+    // notices would stall the conversation until some other event.
+    let server = Server::start(&["--workers", "1", "--park-after", "0"]);
+    let mut client = server.connect();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let started = Instant::now();
+    for round in 0..500u32 {
+        let message = round.to_be_bytes();
+        client.write_all(&message).unwrap();
+        assert_eq!(read_exact(&mut client, 4), message, "round {round}");
+    }
+    let took = started.elapsed();
+    let counters = server.counters_now();
+    assert!(counters.get("resumes") >= 400, "{}", counters.line());
+    report(
+        "one worker, parks at once",
+        format_args!(
+            "--workers 1 --park-after 0: 500 round trips, each through the lot ({} resumes), \
+             none waited 2 s; {took:.1?} in all",
+            counters.get("resumes")
+        ),
+    );
+}
