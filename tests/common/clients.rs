@@ -34,6 +34,23 @@ pub fn set_linger_zero(stream: &TcpStream) {
         .expect("SO_LINGER 0");
 }
 
+/// Sends 256 KiB writes on `stream` and never reads, until a send fails (the server gave up on
+/// it); the thread returns the bytes sent and that error. Panics after 1 GiB: a server that
+/// takes that much from a client that never reads has no write timeout.
+pub fn send_without_reading(mut stream: TcpStream) -> std::thread::JoinHandle<(u64, io::Error)> {
+    std::thread::spawn(move || {
+        let chunk = vec![b'x'; 256 << 10];
+        let mut sent: u64 = 0;
+        while sent < 1 << 30 {
+            match stream.write(&chunk) {
+                Ok(n) => sent += n as u64,
+                Err(err) => return (sent, err),
+            }
+        }
+        panic!("the server took 1 GiB from a client that never reads");
+    })
+}
+
 /// Whether an error means the peer closed or reset the connection (as opposed to a timeout).
 pub fn is_closed_by_peer(err: &io::Error) -> bool {
     matches!(

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::clients::{connect_from, exchange, is_closed_by_peer};
+use crate::common::clients::{connect_from, exchange, is_closed_by_peer, send_without_reading};
 use crate::common::procfs::{mib, rss_bytes};
 use crate::common::{binary, read_exact, round_trip, Server, TIMEOUT};
 use crate::report;
@@ -127,19 +127,9 @@ fn a_parked_connection_is_closed_at_its_idle_timeout() {
 #[test]
 fn a_client_that_stops_reading_is_parked_and_closed_by_the_write_timeout() {
     let server = Server::start(&["--workers", "1", "--write-timeout", "500ms"]);
-    let mut hog = server.connect();
+    let hog = server.connect();
     let started = Instant::now();
-    let sender = thread::spawn(move || {
-        let chunk = vec![b'x'; 256 << 10];
-        let mut sent: u64 = 0;
-        while sent < 1 << 30 {
-            match hog.write(&chunk) {
-                Ok(n) => sent += n as u64,
-                Err(err) => return (sent, err),
-            }
-        }
-        panic!("the server took 1 GiB from a client that never reads");
-    });
+    let sender = send_without_reading(hog);
     // While its output waits, the only worker serves another client.
     wait_parked(&server, 1);
     let served_meanwhile = Instant::now();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::clients::{is_closed_by_peer, set_linger_zero, Pattern};
+use crate::common::clients::{is_closed_by_peer, send_without_reading, set_linger_zero, Pattern};
 use crate::common::procfs::mib;
 use crate::common::{round_trip, Server};
 use crate::report;
@@ -13,20 +13,10 @@ use crate::report;
 #[test]
 fn a_client_that_never_reads_is_closed_by_the_write_timeout() {
     let server = Server::start(&["--workers", "1", "--write-timeout", "300ms"]);
-    let mut hog = server.connect();
+    let hog = server.connect();
     let started = Instant::now();
     // Sends until the server gives up on it; reads nothing, so the echo fills every buffer.
-    let sender = thread::spawn(move || {
-        let chunk = vec![b'x'; 256 << 10];
-        let mut sent: u64 = 0;
-        while sent < 1 << 30 {
-            match hog.write(&chunk) {
-                Ok(n) => sent += n as u64,
-                Err(err) => return (sent, err),
-            }
-        }
-        panic!("the server took 1 GiB from a client that never reads");
-    });
+    let sender = send_without_reading(hog);
     server.wait_for_log("closing connection: the peer stopped reading");
     let closed_after = started.elapsed();
     // The only worker is free again.

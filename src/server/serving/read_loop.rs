@@ -363,6 +363,39 @@ mod tests {
     }
 
     #[test]
+    fn a_client_quiet_once_is_parked_at_once_the_next_time() {
+        let quiet = Setting {
+            park_after: Some(Duration::from_millis(20)),
+            someone_waiting: false,
+            forced: false,
+        };
+        let script = Script::new([Step::WaitOut, Step::Data(b"back"), Step::WaitOut]);
+        let mut session = Recorder::default();
+        let mut conn = ByteConn::new(script, &LIMITS, Instant::now(), ReadSpin::new(0));
+        let shutdown = ShutdownHandle::new(Duration::ZERO);
+        let policy = Policy {
+            park_after: quiet.park_after,
+            someone_waiting: &|| quiet.someone_waiting,
+            crowded: &|| false,
+            shutdown: &shutdown,
+            parking: None,
+        };
+        let mut buf = ReadBuffer::new(64);
+        let first = run(&mut session, &mut conn, &mut buf, &policy);
+        assert!(matches!(first, Next::Park(_)), "{first:?}");
+        // Resumed with input: answered, then parked again without a second wait.
+        let second = run(&mut session, &mut conn, &mut buf, &policy);
+        assert!(matches!(second, Next::Park(_)), "{second:?}");
+        let script = conn.into_transport();
+        assert_eq!(script.written, b"back");
+        assert_eq!(
+            script.reads.len(),
+            1,
+            "the second quiet spell was not waited out"
+        );
+    }
+
+    #[test]
     fn a_blocked_write_parks_with_its_output_and_a_write_deadline() {
         let mut script = Script::new([Step::Data(b"abcdef"), Step::Eof]);
         script.writable = 2;
