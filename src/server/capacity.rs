@@ -108,6 +108,22 @@ impl Room {
 
     /// Waits until fewer than the cap are open; false when the shutdown began first.
     pub(crate) fn wait(&self, stats: &Stats, shutdown: &ShutdownHandle) -> bool {
+        self.wait_while_full(stats, |freed| {
+            crossbeam_channel::select! {
+                recv(freed) -> _ => true,
+                recv(shutdown.stopped()) -> _ => false,
+            }
+        })
+    }
+
+    /// Waits until fewer than the cap are open or `deadline` passes (false then): after the
+    /// shutdown began, while the accept loop takes what the kernel had queued.
+    pub(crate) fn wait_until(&self, stats: &Stats, deadline: Instant) -> bool {
+        self.wait_while_full(stats, |freed| freed.recv_deadline(deadline).is_ok())
+    }
+
+    /// The wait both share: `block` waits for a freed slot and says whether to keep waiting.
+    fn wait_while_full(&self, stats: &Stats, mut block: impl FnMut(&Receiver<()>) -> bool) -> bool {
         loop {
             if !self.is_full(stats.open_now()) {
                 return true;
@@ -118,26 +134,7 @@ impl Room {
                 self.waiting.store(false, SeqCst);
                 return true;
             }
-            crossbeam_channel::select! {
-                recv(self.wait) -> _ => {}
-                recv(shutdown.stopped()) -> _ => return false,
-            }
-        }
-    }
-
-    /// Waits until fewer than the cap are open or `deadline` passes (false then): after the
-    /// shutdown began, while the accept loop takes what the kernel had queued.
-    pub(crate) fn wait_until(&self, stats: &Stats, deadline: Instant) -> bool {
-        loop {
-            if !self.is_full(stats.open_now()) {
-                return true;
-            }
-            self.waiting.store(true, SeqCst);
-            if !self.is_full(stats.open_now()) {
-                self.waiting.store(false, SeqCst);
-                return true;
-            }
-            if self.wait.recv_deadline(deadline).is_err() {
+            if !block(&self.wait) {
                 return false;
             }
         }
