@@ -396,6 +396,37 @@ mod tests {
     }
 
     #[test]
+    fn a_client_whose_end_came_with_its_data_is_read_to_the_end_not_parked() {
+        // An edge-triggered poller reports data and FIN as one event: after the short read
+        // that took the data, no new event would come for the FIN.
+        let quiet = Setting {
+            park_after: Some(Duration::from_millis(20)),
+            someone_waiting: false,
+            forced: false,
+        };
+        let script = Script::new([Step::WaitOut, Step::Data(b"last"), Step::Eof]);
+        let mut session = Recorder::default();
+        let mut conn = ByteConn::new(script, &LIMITS, Instant::now(), ReadSpin::new(0));
+        let shutdown = ShutdownHandle::new(Duration::ZERO);
+        let policy = Policy {
+            park_after: quiet.park_after,
+            someone_waiting: &|| quiet.someone_waiting,
+            crowded: &|| false,
+            shutdown: &shutdown,
+            parking: None,
+        };
+        let mut buf = ReadBuffer::new(64);
+        let first = run(&mut session, &mut conn, &mut buf, &policy);
+        assert!(matches!(first, Next::Park(_)), "{first:?}");
+        conn.resumed();
+        conn.woken(true);
+        let second = run(&mut session, &mut conn, &mut buf, &policy);
+        assert_eq!(second, Next::Close(CloseReason::Eof));
+        assert_eq!(session.calls, ["data last", "eof"]);
+        assert_eq!(conn.into_transport().written, b"last!");
+    }
+
+    #[test]
     fn a_blocked_write_parks_with_its_output_and_a_write_deadline() {
         let mut script = Script::new([Step::Data(b"abcdef"), Step::Eof]);
         script.writable = 2;
