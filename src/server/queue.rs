@@ -43,9 +43,9 @@ pub(crate) enum Task {
     /// A new connection from an accept loop.
     New(Accepted),
     /// A parked connection whose socket is ready: serve it on from where it stopped.
-    Resume(Served),
+    Resume(Box<Served>),
     /// A parked connection whose deadline passed: close it for this reason.
-    Expire(Served, CloseReason),
+    Expire(Box<Served>, CloseReason),
 }
 
 /// One worker's queues: connections handed back by the parking lot (taken first: finish what

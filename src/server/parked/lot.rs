@@ -12,6 +12,7 @@
 //! the lot's lock, so none is lost, and a connection is never in two places.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use echopool_handlers::CloseReason;
@@ -38,13 +39,37 @@ impl Ready {
     }
 }
 
+/// A map by connection id. The ids are the server's own sequence numbers, never chosen by a
+/// client, so they need no flood-resistant hash: the default (SipHash) took 0.7% of the
+/// server's CPU time (a fourteenth of its time outside the kernel) where every message parks
+/// (`-w 1 --park-after 0`, 64 connections; BENCHMARKS.md).
+type ById<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// Spreads a `u64` id over the hash's bits with one multiplication (Fibonacci hashing).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, _bytes: &[u8]) {
+        unreachable!("connection ids are hashed as u64");
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Parked connections, each with the spot it waits in.
 #[derive(Default)]
 pub(crate) struct Lot {
-    parked: HashMap<u64, (Served, Spot)>,
+    parked: ById<(Box<Served>, Spot)>,
     deadlines: BTreeSet<(Instant, u64)>,
     /// Watched connections with a worker now, and the events that came for one meanwhile.
-    with_worker: HashMap<u64, Ready>,
+    with_worker: ById<Ready>,
     /// When the poller plans to look at the deadlines next (`None`: not until woken).
     poller_wakes_at: Option<Instant>,
 }
@@ -65,7 +90,7 @@ impl Lot {
 
     /// Parks `served`; returns whether its deadline comes before the poller's next look (the
     /// poller must wake to shorten its wait), and the connection, to watch its socket.
-    pub(crate) fn insert(&mut self, served: Served, spot: Spot) -> (bool, &mut Served) {
+    pub(crate) fn insert(&mut self, served: Box<Served>, spot: Spot) -> (bool, &mut Served) {
         let id = served.info.id;
         self.with_worker.remove(&id);
         let sooner = match spot.deadline {
@@ -97,7 +122,7 @@ impl Lot {
     /// that, else remembers it if the connection is with a worker (an event for a closed one,
     /// or one a parked connection does not wait for, is dropped: input waits in the socket
     /// while output is pending, and room to write is no news to a quiet connection).
-    pub(crate) fn take(&mut self, id: u64, ready: Ready) -> Option<Served> {
+    pub(crate) fn take(&mut self, id: u64, ready: Ready) -> Option<Box<Served>> {
         let Some((_, spot)) = self.parked.get(&id) else {
             if let Some(came) = self.with_worker.get_mut(&id) {
                 came.read |= ready.read;
@@ -124,7 +149,7 @@ impl Lot {
     }
 
     /// Takes out a connection whose deadline is at or before `now`, with why it expires.
-    pub(crate) fn take_expired(&mut self, now: Instant) -> Option<(Served, CloseReason)> {
+    pub(crate) fn take_expired(&mut self, now: Instant) -> Option<(Box<Served>, CloseReason)> {
         let &(deadline, id) = self.deadlines.first()?;
         if deadline > now {
             return None;

@@ -123,7 +123,12 @@ impl Parking {
 
     /// Parks `served` in `spot`, or gives it back when its socket became ready while it was
     /// with its worker (serve it on). If its socket cannot be watched, it is closed as an error.
-    pub(crate) fn park(&self, mut served: Served, spot: Spot, shared: &Shared) -> Option<Served> {
+    pub(crate) fn park(
+        &self,
+        mut served: Box<Served>,
+        spot: Spot,
+        shared: &Shared,
+    ) -> Option<Box<Served>> {
         let id = served.info.id;
         let key = usize::try_from(id).expect("connection ids fit a usize");
         let mut lot = self.lot.lock().unwrap();

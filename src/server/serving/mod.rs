@@ -36,7 +36,9 @@ use read_spin::ReadSpin;
 pub(crate) use socket::Socket;
 
 /// A connection with an open byte session: what a worker serves, and what waits in the
-/// parking lot between its turns on a worker.
+/// parking lot between its turns on a worker. It lives in a `Box` from its opening to its
+/// close: a parked connection moves between worker, lot and queue for every message, and a
+/// pointer moves instead of its 400-odd bytes.
 pub(crate) struct Served {
     conn: ByteConn<Socket>,
     session: Box<dyn Session>,
@@ -90,7 +92,7 @@ pub(crate) fn run(
 
 /// Opens a new connection's session. A stream session is served to its end here; a byte
 /// session is returned to be served.
-fn open(accepted: Accepted, shared: &Shared) -> Option<Served> {
+fn open(accepted: Accepted, shared: &Shared) -> Option<Box<Served>> {
     let Accepted {
         stream,
         mut info,
@@ -149,7 +151,7 @@ fn open(accepted: Accepted, shared: &Shared) -> Option<Served> {
             let spin = ReadSpin::new(shared.read_spin);
             let conn = ByteConn::new(Socket::new(stream), &shared.limits, started, spin);
             drop(_entered);
-            Some(Served {
+            Some(Box::new(Served {
                 conn,
                 session,
                 info,
@@ -159,7 +161,7 @@ fn open(accepted: Accepted, shared: &Shared) -> Option<Served> {
                 queue_wait,
                 place,
                 _per_ip_slot: per_ip_slot,
-            })
+            }))
         }
         Ok(Opened::Stream(session)) => {
             let (reason, moved) = serve_stream(session, &stream, shared, started);
@@ -193,7 +195,12 @@ fn open(accepted: Accepted, shared: &Shared) -> Option<Served> {
 }
 
 /// Serves a byte session until its connection ends or is parked.
-fn serve(mut served: Served, buf: &mut ReadBuffer, shared: &Shared, waiting: &dyn Fn() -> bool) {
+fn serve(
+    mut served: Box<Served>,
+    buf: &mut ReadBuffer,
+    shared: &Shared,
+    waiting: &dyn Fn() -> bool,
+) {
     let span = served.span.clone();
     let _entered = span.enter();
     served.place = shared.stats.enter(Gauge::Active);
@@ -230,7 +237,7 @@ fn serve(mut served: Served, buf: &mut ReadBuffer, shared: &Shared, waiting: &dy
             let entry = served.entry();
             let Served {
                 conn, ticket, info, ..
-            } = served;
+            } = *served;
             let moved = conn.moved();
             drop(conn);
             let closed = Closed::ByAWorker;
@@ -256,7 +263,7 @@ pub(crate) enum Closed {
 
 /// Closes a byte session's connection: the socket first (the peer sees the end now), then
 /// the session is told how it ended, then it is counted.
-pub(crate) fn close(served: Served, reason: CloseReason, closed: Closed, shared: &Shared) {
+pub(crate) fn close(served: Box<Served>, reason: CloseReason, closed: Closed, shared: &Shared) {
     let entry = served.entry();
     let Served {
         mut conn,
@@ -265,7 +272,7 @@ pub(crate) fn close(served: Served, reason: CloseReason, closed: Closed, shared:
         started,
         info,
         ..
-    } = served;
+    } = *served;
     if conn.transport_mut().is_watched() {
         if let Some(parking) = &shared.parking {
             parking.forget(info.id);
