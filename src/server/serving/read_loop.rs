@@ -362,20 +362,18 @@ mod tests {
         assert!(matches!(out.next, Next::Park(spot) if spot.interest == Interest::Read));
     }
 
-    #[test]
-    fn a_client_quiet_once_is_parked_at_once_the_next_time() {
-        let quiet = Setting {
-            park_after: Some(Duration::from_millis(20)),
-            someone_waiting: false,
-            forced: false,
-        };
-        let script = Script::new([Step::WaitOut, Step::Data(b"back"), Step::WaitOut]);
+    /// Serves `script` (which begins with a quiet spell) with `--park-after 20ms` and nobody
+    /// waiting until it parks; then, after `between` (what the poller's event said), once more.
+    fn park_then_resume(
+        script: Script,
+        between: impl FnOnce(&mut ByteConn<Script>),
+    ) -> (Next, Vec<String>, Script) {
         let mut session = Recorder::default();
         let mut conn = ByteConn::new(script, &LIMITS, Instant::now(), ReadSpin::new(0));
         let shutdown = ShutdownHandle::new(Duration::ZERO);
         let policy = Policy {
-            park_after: quiet.park_after,
-            someone_waiting: &|| quiet.someone_waiting,
+            park_after: Some(Duration::from_millis(20)),
+            someone_waiting: &|| false,
             crowded: &|| false,
             shutdown: &shutdown,
             parking: None,
@@ -383,10 +381,17 @@ mod tests {
         let mut buf = ReadBuffer::new(64);
         let first = run(&mut session, &mut conn, &mut buf, &policy);
         assert!(matches!(first, Next::Park(_)), "{first:?}");
-        // Resumed with input: answered, then parked again without a second wait.
+        between(&mut conn);
         let second = run(&mut session, &mut conn, &mut buf, &policy);
+        (second, session.calls, conn.into_transport())
+    }
+
+    #[test]
+    fn a_client_quiet_once_is_parked_at_once_the_next_time() {
+        let script = Script::new([Step::WaitOut, Step::Data(b"back"), Step::WaitOut]);
+        // Resumed with input: answered, then parked again without a second wait.
+        let (second, _, script) = park_then_resume(script, |_| {});
         assert!(matches!(second, Next::Park(_)), "{second:?}");
-        let script = conn.into_transport();
         assert_eq!(script.written, b"back");
         assert_eq!(
             script.reads.len(),
@@ -399,31 +404,11 @@ mod tests {
     fn a_client_whose_end_came_with_its_data_is_read_to_the_end_not_parked() {
         // An edge-triggered poller reports data and FIN as one event: after the short read
         // that took the data, no new event would come for the FIN.
-        let quiet = Setting {
-            park_after: Some(Duration::from_millis(20)),
-            someone_waiting: false,
-            forced: false,
-        };
         let script = Script::new([Step::WaitOut, Step::Data(b"last"), Step::Eof]);
-        let mut session = Recorder::default();
-        let mut conn = ByteConn::new(script, &LIMITS, Instant::now(), ReadSpin::new(0));
-        let shutdown = ShutdownHandle::new(Duration::ZERO);
-        let policy = Policy {
-            park_after: quiet.park_after,
-            someone_waiting: &|| quiet.someone_waiting,
-            crowded: &|| false,
-            shutdown: &shutdown,
-            parking: None,
-        };
-        let mut buf = ReadBuffer::new(64);
-        let first = run(&mut session, &mut conn, &mut buf, &policy);
-        assert!(matches!(first, Next::Park(_)), "{first:?}");
-        conn.resumed();
-        conn.woken(true);
-        let second = run(&mut session, &mut conn, &mut buf, &policy);
+        let (second, calls, script) = park_then_resume(script, |conn| conn.woken(true));
         assert_eq!(second, Next::Close(CloseReason::Eof));
-        assert_eq!(session.calls, ["data last", "eof"]);
-        assert_eq!(conn.into_transport().written, b"last!");
+        assert_eq!(calls, ["data last", "eof"]);
+        assert_eq!(script.written, b"last!");
     }
 
     #[test]
